@@ -1,0 +1,111 @@
+"""The one run configuration shared by the CLI, the HTTP API, the worker and the store."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .groups import GroupError, group_from_table, parse_group
+
+# hidden activations are n×K floats, several times over (forward, backward, Adam state);
+# this cap keeps the largest run near 2 GiB on a 24 GiB, 2-core machine.
+MAX_TABLE_TIMES_WIDTH = 2**26
+
+Activation = Literal["square", "relu", "silu", "relu_square"]
+Loss = Literal["mse", "cross_entropy"]
+Optimizer = Literal["adam", "adamw", "sgd", "muon"]
+TopLayer = Literal["trained", "ridge"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class RunConfig(BaseModel):
+    """Everything that determines a run; stored with it, so the stored config reproduces it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str = Field("Z23", description="Group spec: Z<M>, products like Z4xZ7, D<n>, S<n>, "
+                       "or 'custom' with group_table", max_length=64)
+    group_table: list[list[int]] | None = Field(
+        None, description="Cayley table for group='custom' (row a, column b holds a·b)")
+    train_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="p: fraction of the M² table "
+                                  "used for training")
+    hidden: int = Field(256, ge=1, le=4096, description="K: hidden width")
+    activation: Activation = "square"
+    loss: Loss = "mse"
+    optimizer: Optimizer = "adam"
+    lr: float = Field(5e-3, gt=0.0, le=1.0, description="learning rate")
+    weight_decay: float = Field(5e-5, ge=0.0, le=1.0, description="η (coupled L2 for adam/sgd, "
+                                "decoupled for adamw/muon)")
+    top_layer: TopLayer = "trained"
+    top_init_scale: float = Field(1.0, ge=0.0, le=10.0, description="multiplier on V(0); "
+                                  "0 = zero-init")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    steps: int = Field(1000, ge=1, le=100_000, description="full-batch optimizer steps")
+    eval_every: int = Field(1, ge=1, le=10_000, description="steps between metric rows")
+    snapshot_every: int = Field(25, ge=1, le=100_000, description="steps between weight snapshots")
+    device: Device = "auto"
+
+    @field_validator("group")
+    @classmethod
+    def _group_parses(cls, v: str) -> str:
+        v = v.strip()
+        if v != "custom":
+            try:
+                parse_group(v)
+            except GroupError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _fits_machine(self) -> RunConfig:
+        if self.group == "custom":
+            if self.group_table is None:
+                raise ValueError("group_table is required when group='custom'")
+            try:
+                group_from_table(self.group_table)
+            except GroupError as exc:
+                raise ValueError(f"group_table: {exc}") from None
+        elif self.group_table is not None:
+            raise ValueError("group_table is only allowed with group='custom'")
+        m = self.group_order
+        if m * m * self.hidden > MAX_TABLE_TIMES_WIDTH:
+            raise ValueError(
+                f"hidden: {self.hidden} nodes on a table of {m}² rows exceeds the memory bound "
+                f"(order² × hidden ≤ {MAX_TABLE_TIMES_WIDTH}); use hidden ≤ "
+                f"{MAX_TABLE_TIMES_WIDTH // (m * m)}"
+            )
+        n_train = round(self.train_fraction * m * m)
+        if n_train < 1 or n_train >= m * m:
+            raise ValueError(
+                f"train_fraction: {self.train_fraction} leaves {n_train} of {m * m} rows for "
+                "training; both train and test sets must be non-empty"
+            )
+        return self
+
+    @property
+    def group_order(self) -> int:
+        return len(self.group_table) if self.group == "custom" else self.build_group().order
+
+    def build_group(self):
+        if self.group == "custom":
+            return group_from_table(self.group_table)
+        return parse_group(self.group)
+
+    def with_(self, **changes) -> RunConfig:
+        """A validated copy with some fields changed."""
+        return RunConfig(**{**self.model_dump(), **changes})
+
+
+def field_bounds() -> dict:
+    """Bounds and choices per field, for UIs that must not duplicate them (JSON schema subset)."""
+    schema = RunConfig.model_json_schema()
+    out = {}
+    for name, prop in schema["properties"].items():
+        keep = {k: prop[k] for k in ("type", "minimum", "maximum", "exclusiveMinimum",
+                                     "exclusiveMaximum", "enum", "default", "description")
+                if k in prop}
+        if "anyOf" in prop:
+            keep["nullable"] = True
+        out[name] = keep
+    return out

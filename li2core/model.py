@@ -1,0 +1,59 @@
+"""The 2-layer network Ŷ = σ(XW)V of li2-theory §2, with X one-hot so XW is a gather.
+
+W is (2M, K): rows 0..M-1 are u (operand a), rows M..2M-1 are v (operand b); column j is
+hidden node j. V is (K, M). No biases, no normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS = {
+    "square": lambda x: x * x,
+    "relu": torch.relu,
+    "silu": F.silu,
+    "relu_square": lambda x: torch.relu(x).square(),
+}
+
+
+def init_weights(m: int, k: int, top_init_scale: float, generator: torch.Generator,
+                 dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyTorch's default Linear init U(±1/√fan_in); V(0) scaled by ``top_init_scale``."""
+    bw, bv = 1.0 / math.sqrt(2 * m), 1.0 / math.sqrt(k)
+    w = (torch.rand(2 * m, k, generator=generator, dtype=dtype) * 2 - 1) * bw
+    v = (torch.rand(k, m, generator=generator, dtype=dtype) * 2 - 1) * bv * top_init_scale
+    return w, v
+
+
+def hidden_preact(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """XW for one-hot X = [e_a; e_b]: a row gather, never a dense 2M-wide matmul."""
+    m = w.shape[0] // 2
+    return w[a] + w[m + b]
+
+
+def features(w, a, b, activation: str) -> torch.Tensor:
+    """F = σ(XW), (n, K)."""
+    return ACTIVATIONS[activation](hidden_preact(w, a, b))
+
+
+def loss_fn(out: torch.Tensor, label: torch.Tensor, loss: str) -> torch.Tensor:
+    """``mse`` (the author's code): centre each output row over classes and compare it with
+    e_y − 1/M, summed over classes and averaged over samples (no ½). ``cross_entropy``: mean."""
+    if loss == "cross_entropy":
+        return F.cross_entropy(out, label)
+    m = out.shape[1]
+    centred = out - out.mean(dim=1, keepdim=True)
+    target = F.one_hot(label, m).to(out.dtype) - 1.0 / m
+    return (centred - target).square().sum(dim=1).mean()
+
+
+def ridge_top_layer(f: torch.Tensor, label: torch.Tensor, m: int, reg: float) -> torch.Tensor:
+    """V* = (FᵀF + reg·I)⁻¹ Fᵀ(Y − 1/M): the top layer already converged on current features."""
+    k = f.shape[1]
+    target = F.one_hot(label, m).to(f.dtype) - 1.0 / m
+    gram = f.T @ f
+    gram.diagonal().add_(reg)
+    return torch.linalg.solve(gram, f.T @ target)

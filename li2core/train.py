@@ -1,0 +1,211 @@
+"""Full-batch training that yields typed events (li2-theory §2).
+
+``train(config)`` is a generator: iterate it, or stop it between steps by passing ``stop``.
+Instruments plug in through the ``Probe`` seam; li2core.instruments provides the real one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .data import GroupDataset, make_dataset
+from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
+from .model import features, init_weights, loss_fn, ridge_top_layer
+from .optim import make_optimizers
+
+RIDGE_REG = 1e-3  # the author's code default for the closed-form top layer
+THRESHOLDS = (("test_acc", 0.5), ("test_acc", 0.9), ("test_acc", 0.99), ("train_acc", 0.99))
+
+
+@dataclass
+class TrainState:
+    """What a probe may read: the live tensors (do not modify) and the data."""
+
+    config: RunConfig
+    data: GroupDataset
+    w: torch.Tensor  # (2M, K)
+    v: torch.Tensor  # (K, M)
+    step: int
+
+
+class Probe(Protocol):
+    """Instrumentation seam: scalars every eval, arrays every snapshot, stage changes."""
+
+    def scalars(self, state: TrainState, row: dict[str, float]) -> dict[str, float]: ...
+
+    def arrays(self, state: TrainState) -> dict[str, np.ndarray]: ...
+
+    def stages(self, state: TrainState, row: dict[str, float]) -> list[StageChange]: ...
+
+    def summary(self) -> dict: ...
+
+
+class NullProbe:
+    """No instruments: weights-only snapshots, no stages."""
+
+    def scalars(self, state, row):
+        return {}
+
+    def arrays(self, state):
+        return {}
+
+    def stages(self, state, row):
+        return []
+
+    def summary(self):
+        return {}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _default_probe(config: RunConfig, data: GroupDataset) -> Probe:
+    try:
+        from .instruments import make_probe
+    except ImportError:  # instruments are optional for a bare engine
+        return NullProbe()
+    return make_probe(config, data)
+
+
+def train(
+    config: RunConfig,
+    *,
+    stop: Callable[[], bool] | None = None,
+    instruments: bool = True,
+    initial: dict | None = None,
+    max_steps_per_s: float | None = None,
+    probe: Probe | None = None,
+) -> Iterator[Event]:
+    """Train ``config`` and yield RunStarted, StepMetrics, Snapshot, StageChange, Finished.
+
+    ``initial`` = {"W", "V", "step"} starts from stored weights (a fork); ``max_steps_per_s``
+    throttles for lectures; ``stop()`` is polled between steps.
+    """
+    device = resolve_device(config.device)
+    group = config.build_group()
+    data = make_dataset(group, config.train_fraction, config.seed).to(device)
+    m, k = group.order, config.hidden
+    gen = torch.Generator().manual_seed(config.seed)
+    w0, v0 = init_weights(m, k, config.top_init_scale, gen)
+    start_step = 0
+    if initial is not None:
+        w0 = torch.as_tensor(np.asarray(initial["W"]), dtype=torch.float32).clone()
+        v0 = torch.as_tensor(np.asarray(initial["V"]), dtype=torch.float32).clone()
+        if w0.shape != (2 * m, k) or v0.shape != (k, m):
+            raise ValueError(f"initial weights have shapes {tuple(w0.shape)}, {tuple(v0.shape)}; "
+                             f"expected {(2 * m, k)}, {(k, m)}")
+        start_step = int(initial.get("step", 0))
+    w = w0.to(device).requires_grad_(True)
+    ridge = config.top_layer == "ridge"
+    v = v0.to(device).requires_grad_(not ridge)
+    optimizers = make_optimizers(config.optimizer, w, None if ridge else v, config.lr,
+                                 config.weight_decay)
+    if probe is None:
+        probe = _default_probe(config, data) if instruments else NullProbe()
+
+    from .theory import p_crit, predict_verdict
+
+    yield RunStarted(
+        config=config.model_dump(), group={**group.describe(), "p_crit": p_crit(group)},
+        n_train=data.n_train, n_test=data.n_test, p_crit=p_crit(group),
+        prediction=predict_verdict(config),
+    )
+
+    tr, te = data.train_idx, data.test_idx
+    a_tr, b_tr, y_tr = data.a[tr], data.b[tr], data.label[tr]
+    a_te, b_te, y_te = data.a[te], data.b[te], data.label[te]
+    state = TrainState(config, data, w, v, start_step)
+    first: dict[str, int | None] = {f"{n}>={t}": None for n, t in THRESHOLDS}
+    stages: list[dict] = []
+    last = {}
+    t_start = time.perf_counter()
+    t_window, steps_window, rate = t_start, 0, 0.0
+    end = start_step + config.steps
+    stopped = False
+
+    for step in range(start_step, end + 1):
+        # step == end: evaluate and snapshot the final weights without another update
+        f = features(w, a_tr, b_tr, config.activation)
+        if ridge:
+            with torch.no_grad():
+                v.copy_(ridge_top_layer(f.detach(), y_tr, m, RIDGE_REG))
+        out = f @ v
+        loss = loss_fn(out, y_tr, config.loss)
+        is_eval = (step - start_step) % config.eval_every == 0 or step == end
+        if step < end:
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+        if is_eval:
+            with torch.no_grad():
+                train_acc = (out.argmax(1) == y_tr).float().mean().item()
+                out_te = features(w, a_te, b_te, config.activation) @ v
+                row = {
+                    "step": step,
+                    "train_loss": loss.item(),
+                    "train_acc": train_acc,
+                    "test_loss": loss_fn(out_te, y_te, config.loss).item(),
+                    "test_acc": (out_te.argmax(1) == y_te).float().mean().item(),
+                    "w_norm": w.norm().item(),
+                    "v_norm": v.norm().item(),
+                    "steps_per_s": rate,
+                }
+            state.step = step
+            values = probe.scalars(state, row)
+            for key in first:
+                name, thr = key.split(">=")
+                if first[key] is None and row[name] >= float(thr):
+                    first[key] = step
+            last = {**row, **values}
+            yield StepMetrics(**row, values=values)
+            for change in probe.stages(state, last):
+                stages.append({"step": change.step, "stage": change.stage})
+                yield change
+        if step % config.snapshot_every == 0 or step == end:
+            state.step = step
+            arrays = {"W": w.detach().cpu().numpy().astype(np.float32, copy=True),
+                      "V": v.detach().cpu().numpy().astype(np.float32, copy=True)}
+            arrays.update(probe.arrays(state))
+            yield Snapshot(step=step, arrays=arrays)
+        if step == end:
+            break
+        for opt in optimizers:
+            opt.step()
+        steps_window += 1
+        now = time.perf_counter()
+        if max_steps_per_s:
+            # throttle for lectures: sleep off whatever this step finished early
+            ahead = steps_window / max_steps_per_s - (now - t_window)
+            if ahead > 0:
+                time.sleep(ahead)
+                now = time.perf_counter()
+        if now - t_window >= 0.5:
+            rate, t_window, steps_window = steps_window / (now - t_window), now, 0
+        if stop is not None and stop():
+            stopped = True
+            break
+
+    elapsed = time.perf_counter() - t_start
+    done = (last.get("step", start_step) - start_step) if last else 0
+    yield Finished(summary={
+        "config": config.model_dump(),
+        "final": last,
+        "steps_done": done,
+        "stopped": stopped,
+        "steps_per_s": done / elapsed if elapsed > 0 else 0.0,
+        "first_step": first,
+        "stages": stages,
+        **probe.summary(),
+    })

@@ -39,21 +39,27 @@ def features(w, a, b, activation: str) -> torch.Tensor:
     return ACTIVATIONS[activation](hidden_preact(w, a, b))
 
 
-def loss_fn(out: torch.Tensor, label: torch.Tensor, loss: str) -> torch.Tensor:
+def mse_target(label: torch.Tensor, m: int, dtype=torch.float32) -> torch.Tensor:
+    """e_y − 1/M: the class-centred one-hot target of the ``mse`` loss."""
+    return F.one_hot(label, m).to(dtype) - 1.0 / m
+
+
+def loss_fn(out: torch.Tensor, label: torch.Tensor, loss: str,
+            target: torch.Tensor | None = None) -> torch.Tensor:
     """``mse`` (the author's code): centre each output row over classes and compare it with
-    e_y − 1/M, summed over classes and averaged over samples (no ½). ``cross_entropy``: mean."""
+    e_y − 1/M, summed over classes and averaged over samples (no ½). ``cross_entropy``: mean.
+    ``target`` may pass a precomputed mse_target to keep it out of the hot loop."""
     if loss == "cross_entropy":
         return F.cross_entropy(out, label)
-    m = out.shape[1]
+    if target is None:
+        target = mse_target(label, out.shape[1], out.dtype)
     centred = out - out.mean(dim=1, keepdim=True)
-    target = F.one_hot(label, m).to(out.dtype) - 1.0 / m
     return (centred - target).square().sum(dim=1).mean()
 
 
 def ridge_top_layer(f: torch.Tensor, label: torch.Tensor, m: int, reg: float) -> torch.Tensor:
     """V* = (FᵀF + reg·I)⁻¹ Fᵀ(Y − 1/M): the top layer already converged on current features."""
-    k = f.shape[1]
-    target = F.one_hot(label, m).to(f.dtype) - 1.0 / m
+    target = mse_target(label, m, f.dtype)
     gram = f.T @ f
     gram.diagonal().add_(reg)
     return torch.linalg.solve(gram, f.T @ target)

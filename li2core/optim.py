@@ -21,7 +21,9 @@ def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 
 class Muon(torch.optim.Optimizer):
-    """W ← (1 − lr·η)W; m ← βm + (1−β)g; W ← W − lr·NS(m). Decoupled decay, as in the author's code."""
+    """W ← (1 − lr·η)W; m ← βm + (1−β)g; W ← W − lr·NS(m).
+
+    Decoupled decay and momentum 0.99, as in the author's code."""
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.99,
                  ns_steps: int = 5):

@@ -17,7 +17,7 @@ import torch
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
-from .model import features, init_weights, loss_fn, ridge_top_layer
+from .model import features, init_weights, loss_fn, mse_target, ridge_top_layer
 from .optim import make_optimizers
 
 RIDGE_REG = 1e-3  # the author's code default for the closed-form top layer
@@ -126,6 +126,7 @@ def train(
     tr, te = data.train_idx, data.test_idx
     a_tr, b_tr, y_tr = data.a[tr], data.b[tr], data.label[tr]
     a_te, b_te, y_te = data.a[te], data.b[te], data.label[te]
+    t_tr, t_te = mse_target(y_tr, m), mse_target(y_te, m)
     state = TrainState(config, data, w, v, start_step)
     first: dict[str, int | None] = {f"{n}>={t}": None for n, t in THRESHOLDS}
     stages: list[dict] = []
@@ -142,7 +143,7 @@ def train(
             with torch.no_grad():
                 v.copy_(ridge_top_layer(f.detach(), y_tr, m, RIDGE_REG))
         out = f @ v
-        loss = loss_fn(out, y_tr, config.loss)
+        loss = loss_fn(out, y_tr, config.loss, t_tr)
         is_eval = (step - start_step) % config.eval_every == 0 or step == end
         if step < end:
             for opt in optimizers:
@@ -156,7 +157,7 @@ def train(
                     "step": step,
                     "train_loss": loss.item(),
                     "train_acc": train_acc,
-                    "test_loss": loss_fn(out_te, y_te, config.loss).item(),
+                    "test_loss": loss_fn(out_te, y_te, config.loss, t_te).item(),
                     "test_acc": (out_te.argmax(1) == y_te).float().mean().item(),
                     "w_norm": w.norm().item(),
                     "v_norm": v.norm().item(),

@@ -1,0 +1,55 @@
+"""Named configurations: what the dashboard, the CLI and the tests start from."""
+
+from __future__ import annotations
+
+from .config import RunConfig
+
+_FIG3 = dict(group="Z71", hidden=2048, train_fraction=0.4, activation="square", loss="mse",
+             optimizer="adam", lr=1e-3, weight_decay=2e-4, top_layer="trained", steps=300,
+             eval_every=1, snapshot_every=10)
+
+_LECTURE = dict(group="Z59", hidden=512, train_fraction=0.4, lr=2e-3, weight_decay=2e-4,
+                steps=400, eval_every=1, snapshot_every=5)
+
+PRESETS: dict[str, tuple[str, RunConfig]] = {
+    # Measured (bare engine, one core): train acc 0.99 at step 30, test acc 0.99 at ~210, in
+    # ~4 s; the same without weight decay stays at test acc 0.07 — the lecture's contrast.
+    "lecture": (
+        "Z59, 512 nodes, p=0.4: memorises by step 30, groks near step 200 in seconds",
+        RunConfig(**_LECTURE),
+    ),
+    "lecture-no-wd": (
+        "The lecture run without weight decay: it memorises and never generalises",
+        RunConfig(**{**_LECTURE, "weight_decay": 0.0}),
+    ),
+    "fig3": (
+        "Paper Fig. 3: Z71, 2048 nodes, p=0.4, Adam lr 1e-3, weight decay 2e-4",
+        RunConfig(**_FIG3),
+    ),
+    "fig3-no-wd": (
+        "Fig. 3 without weight decay: memorises, G_F fades, no frequency locks",
+        RunConfig(**{**_FIG3, "weight_decay": 0.0}),
+    ),
+    "below-pcrit": (
+        "Z71 at p=0.06, well below p_crit≈0.165: the network memorises",
+        RunConfig(group="Z71", hidden=256, train_fraction=0.06, lr=5e-3, weight_decay=5e-5,
+                  steps=600, eval_every=1, snapshot_every=10),
+    ),
+    "dihedral": (
+        "D13 (order 26, 2-dim irreps): features are 2-dim irreps instead of frequencies",
+        RunConfig(group="D13", hidden=256, train_fraction=0.6, lr=5e-3, weight_decay=5e-5,
+                  steps=400, eval_every=1, snapshot_every=5),
+    ),
+    "muon": (
+        "Z71 trained with Muon on W (orthogonalised updates spread nodes over frequencies)",
+        RunConfig(group="Z71", hidden=256, train_fraction=0.4, optimizer="muon", lr=2e-2,
+                  weight_decay=5e-4, steps=300, eval_every=1, snapshot_every=5),
+    ),
+}
+
+
+def get_preset(name: str) -> RunConfig:
+    try:
+        return PRESETS[name][1]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

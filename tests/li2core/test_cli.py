@@ -1,0 +1,44 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from li2core.cli import main
+
+
+def test_train_json_summary_and_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--set", "group=Z11", "--set", "hidden=32", "--set", "steps=30",
+               "--set", "snapshot_every=10", "--out", str(out), "--json", "--quiet"])
+    assert rc == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert summary["config"]["group"] == "Z11"
+    assert set(summary["first_step"]) == {"test_acc>=0.5", "test_acc>=0.9", "test_acc>=0.99",
+                                          "train_acc>=0.99"}
+    assert summary["steps_per_s"] > 0 and "final" in summary
+    for name in ("config.json", "metrics.csv", "metrics.jsonl", "summary.json", "stages.jsonl"):
+        assert (out / name).exists(), name
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == [
+        "step_000000.npz", "step_000010.npz", "step_000020.npz", "step_000030.npz"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 31
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "hidden=99999"], "hidden"),
+    (["--set", "group=Q8x"], "group"),
+    (["--preset", "nope"], "unknown preset"),
+    (["--set", "lr"], "key=value"),
+])
+def test_bad_input_gets_a_message_not_a_traceback(args, needle, capsys):
+    rc = main(["train", *args, "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and "Traceback" not in err
+
+
+def test_help_lists_commands():
+    res = subprocess.run([sys.executable, "-m", "li2core.cli", "--help"], capture_output=True,
+                         text=True, check=True)
+    for cmd in ("train", "serve", "sweep", "presets"):
+        assert cmd in res.stdout

@@ -1,12 +1,30 @@
-"""Predictions of the Li₂ theory for a group and a config (li2-theory §3)."""
+"""Predictions of the Li₂ theory for a group and a config (li2-theory §3).
+
+The energy ℰ and its ascent live in li2core.energy and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import torch
+
+from .energy import (  # noqa: F401  (re-exported API)
+    Rows,
+    ascend,
+    component_energy_star,
+    energy,
+    energy_grad,
+    energy_star,
+)
 from .groups import Group
+from .irreps import component_power, concentration, isotypic_components
 
 P_CRIT_CONSTANT = 2.7482  # the author's fit of p_crit = c·ln M / M over abelian groups
+BORDERLINE = 1.25  # p within [p_crit, 1.25·p_crit): both kinds of maxima coexist (§3)
+LAZY_RATIO = 4.0  # K ≥ 4·n random features fit the training set without moving W
+SIM_STEPS, SIM_LR = 200, 0.1
 
 
 def p_crit(group: Group) -> float:
@@ -20,5 +38,116 @@ def p_crit(group: Group) -> float:
     return min(base * max_irrep_dim(group) / 2, 1.0)
 
 
+def min_width(group: Group) -> int:
+    """Hidden nodes needed to represent every component: 2M − 2 for abelian groups (li2-theory §3).
+
+    Non-abelian groups: an estimate, not a theorem. The abelian count is 2 nodes per real
+    dimension of each component (4 per frequency pair). A d-dim irrep asks for ρ(ab) = ρ(a)ρ(b),
+    the d×d matrix-multiplication bilinear map, whose naive rank is d³ for d² outputs, so we
+    scale the per-dimension count by d: Σ_c 2·size_c·d_c (= 2M − 2 when every d_c = 1).
+    """
+    if group.is_abelian:
+        return 2 * group.order - 2
+    comps = isotypic_components(group)
+    return int(sum(2 * s * d for s, d in zip(comps.sizes, comps.dims, strict=True)))
+
+
 def predict_verdict(config) -> dict:
-    return {}
+    """What the theory expects of a RunConfig: "generalise", "memorise" or "lazy", with reasons.
+
+    Rules, in order of precedence: no weight decay with a trained top layer → G_F decays to 0,
+    memorise; p < p_crit → memorising maxima, memorise; K ≥ 4n → kernel regime, lazy.
+    Width, activation and loss only add reasons.
+    """
+    group = config.build_group()
+    m = group.order
+    pc, width, mw = p_crit(group), config.hidden, min_width(group)
+    p = config.train_fraction
+    n = round(p * m * m)
+    reasons: list[str] = []
+    verdict = "generalise"
+    if config.weight_decay == 0 and config.top_layer == "trained":
+        verdict = "memorise"
+        reasons.append("weight_decay = 0: once the top layer fits the random features, the "
+                       "backpropagated gradient G_F decays to zero, so no features are learned "
+                       "(memorisation only).")
+    elif config.weight_decay == 0:
+        reasons.append("weight_decay = 0, but the closed-form (ridge) top layer keeps its own "
+                       "regulariser, so a label-carrying G_F persists; ‖W‖ is not held fixed.")
+    if p < pc:
+        if verdict == "generalise":
+            verdict = "memorise"
+        how = "well below" if p < pc / BORDERLINE else "just below"
+        reasons.append(f"p = {p:.3g} is {how} p_crit = {pc:.3g}: the energy's maxima on the "
+                       "training rows become memorising ones (a node focuses on single pairs)."
+                       + (" Near the boundary both kinds coexist; a large learning rate favours"
+                          " the memorising one." if how == "just below" else ""))
+    elif p < pc * BORDERLINE:
+        reasons.append(f"p = {p:.3g} is just above p_crit = {pc:.3g}: generalising and "
+                       "memorising maxima coexist; a large learning rate favours memorising.")
+    else:
+        reasons.append(f"p = {p:.3g} ≥ p_crit = {pc:.3g}: the single-component maxima of the "
+                       "energy survive subsampling, so the learned features generalise.")
+    if width >= LAZY_RATIO * n:
+        if verdict == "generalise":
+            verdict = "lazy"
+        reasons.append(f"hidden = {width} is ≥ {LAZY_RATIO:g}× the {n} training rows: random "
+                       "features already fit the data and G_F shrinks like 1/K (kernel regime), "
+                       "so W may barely move.")
+    elif width >= n:
+        reasons.append(f"hidden = {width} ≥ the {n} training rows: close to the kernel regime, "
+                       "feature learning may be slow.")
+    if width < mw:
+        reasons.append(f"hidden = {width} < min_width = {mw}: there may be too few nodes to "
+                       "cover every component, so test accuracy may stay partial.")
+    notes = {
+        "relu": "ReLU has no quadratic term (the theorems assume σ = ax + bx², b > 0): the "
+                "prediction is less certain.",
+        "silu": "SiLU ≈ x/2 + x²/4 near 0: a quadratic term b = 1/4 > 0, so the theory applies "
+                "approximately while weights are small.",
+        "relu_square": "ReLU² = (x² + x|x|)/2 keeps a quadratic term; the theory applies "
+                       "approximately.",
+    }
+    if config.activation in notes:
+        reasons.append(notes[config.activation])
+    if config.loss == "cross_entropy":
+        reasons.append("The theory is derived for the squared loss; cross-entropy is outside it.")
+    return {"verdict": verdict, "reasons": reasons, "p": p, "p_crit": pc, "width": width,
+            "min_width": mw, "n_train": n}
+
+
+def simulate_independent(config, steps: int = SIM_STEPS, lr: float = SIM_LR) -> dict:
+    """Stage II prediction: each node of the run's own W(0) ascends ℰ on the training rows alone.
+
+    Projected ascent on ‖w_j‖ = 1 (li2core.energy.ascend; ``lr`` = largest angular step).
+    Returns float32/int arrays: "W" (2M, K) final unit directions, "spec_u", "spec_v",
+    "spectrum" = spec_u + spec_v (K, C), "concentration" (K,), "dominant" (K,),
+    "energy_train" (K,), "energy_full" (K,) of those directions on all M² rows (high train with
+    low full energy = a memorising node), plus "labels" (C component names).
+    """
+    from .data import make_dataset
+    from .model import init_weights
+
+    group = config.build_group()
+    m, k = group.order, config.hidden
+    data = make_dataset(group, config.train_fraction, config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # as train.py: same W(0)
+    w0, _ = init_weights(m, k, config.top_init_scale, gen)
+    rows = Rows(group, data.train_idx)
+    w, e = ascend(w0.double(), rows, config.activation, steps, lr)
+    comps = isotypic_components(group)
+    wn = w.numpy()
+    spec_u, spec_v = component_power(comps, wn[:m]), component_power(comps, wn[m:])
+    spec = spec_u + spec_v
+    return {
+        "W": wn.astype(np.float32),
+        "spec_u": spec_u.astype(np.float32),
+        "spec_v": spec_v.astype(np.float32),
+        "spectrum": spec.astype(np.float32),
+        "concentration": concentration(spec).astype(np.float32),
+        "dominant": spec.argmax(axis=1).astype(np.int64),
+        "energy_train": e.numpy().astype(np.float32),
+        "energy_full": Rows(group).energy_grad(w, config.activation, grad=False)[0]
+        .numpy().astype(np.float32),
+        "labels": list(comps.labels),
+    }

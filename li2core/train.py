@@ -115,11 +115,14 @@ def train(
     if probe is None:
         probe = _default_probe(config, data) if instruments else NullProbe()
 
-    from .theory import p_crit, predict_verdict
+    from .irreps import isotypic_components
+    from .theory import min_width, p_crit, predict_verdict
 
+    facts = {"p_crit": p_crit(group), "min_width": min_width(group),
+             "components": isotypic_components(group).describe()}
     yield RunStarted(
-        config=config.model_dump(), group={**group.describe(), "p_crit": p_crit(group)},
-        n_train=data.n_train, n_test=data.n_test, p_crit=p_crit(group),
+        config=config.model_dump(), group={**group.describe(), **facts},
+        n_train=data.n_train, n_test=data.n_test, p_crit=facts["p_crit"],
         prediction=predict_verdict(config),
     )
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.select_option("#preset", "lecture")
                 set_field(page, "max_steps_per_s", args.speed)
                 page.click("#start")
-                wait_for(page, "window.__li2.lastStep >= 0", 60)
+                wait_for(page, "window.__li2.lastStep >= 0", 180)
                 r0, t0 = li2(page, "redraws"), time.monotonic()
                 wait_for(page, f"window.__li2.drawnStep >= {args.at_step}", 120)
                 r1, t1 = li2(page, "redraws"), time.monotonic()
@@ -59,14 +59,17 @@ def main(argv: list[str] | None = None) -> int:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(args.out), full_page=True)
                 lat = sorted(li2(page, "latencies") or [0.0])
+                e2e = sorted(li2(page, "endToEnd") or [])
                 print(json.dumps({
                     "screenshot": str(args.out),
                     "step": li2(page, "lastStep"),
                     "stage": li2(page, "stage"),
+                    "training_steps_per_s": li2(page, "stepsPerS"),
                     "redraws_per_s": round((r1 - r0) / (t1 - t0), 2),
                     "latency_median_ms": round(lat[len(lat) // 2], 1),
                     "latency_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1),
                     "latency_samples": len(lat),
+                    "worker_to_screen_median_ms": round(e2e[len(e2e) // 2], 1) if e2e else None,
                 }))
                 browser.close()
         finally:

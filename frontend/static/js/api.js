@@ -1,0 +1,66 @@
+// Thin wrappers over the HTTP API (docs/contracts.md). Errors come back as ApiError carrying
+// the server's own words and, for 422s, which field each message belongs to.
+
+export class ApiError extends Error {
+  constructor(status, message, fieldErrors = []) {
+    super(message);
+    this.status = status;
+    this.fieldErrors = fieldErrors; // [{field, msg}] ; field null = not tied to one control
+  }
+}
+
+/** Maps FastAPI's detail[] to controls: loc [..., "hidden"] → hidden; a model-level error
+ *  ("Value error, hidden: ...") → the field named at the start of its message. */
+export function fieldErrorsFromDetail(detail, knownFields) {
+  if (typeof detail === 'string') return [{ field: null, msg: detail }];
+  if (!Array.isArray(detail)) return [{ field: null, msg: JSON.stringify(detail) }];
+  return detail.map((d) => {
+    const loc = Array.isArray(d.loc) ? d.loc : [];
+    const msg = String(d.msg ?? '').replace(/^Value error, /, '');
+    let field = [...loc].reverse().find((p) => typeof p === 'string' && knownFields.has(p));
+    if (!field) {
+      const m = /^([a-z_]+):/.exec(msg);
+      if (m && knownFields.has(m[1])) field = m[1];
+    }
+    return { field: field ?? null, msg };
+  });
+}
+
+export async function request(method, path, { body, query, headers, knownFields } = {}) {
+  const url = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const init = { method, headers: { ...(headers ?? {}) } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(url, init);
+  } catch (exc) {
+    throw new ApiError(0, `cannot reach the server (${exc.message})`);
+  }
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!resp.ok) {
+    const detail = data && typeof data === 'object' && 'detail' in data ? data.detail : data;
+    const errs = fieldErrorsFromDetail(detail ?? resp.statusText, knownFields ?? new Set());
+    throw new ApiError(resp.status, errs.map((e) => e.msg).join('; '), errs);
+  }
+  return data;
+}
+
+export const api = {
+  schema: () => request('GET', '/api/config/schema'),
+  groups: () => request('GET', '/api/groups'),
+  group: (spec) => request('GET', `/api/groups/${encodeURIComponent(spec)}`),
+  presets: () => request('GET', '/api/presets'),
+  run: (id) => request('GET', `/api/runs/${encodeURIComponent(id)}`),
+  cancel: (id, headers) => request('POST', `/api/runs/${encodeURIComponent(id)}/cancel`,
+    { headers }),
+  start: (config, query, headers, knownFields) =>
+    request('POST', '/api/runs', { body: config, query, headers, knownFields }),
+};

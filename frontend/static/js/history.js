@@ -1,0 +1,32 @@
+// After a reload or a reconnect the websocket sends only the latest snapshot; the G_F-over-time
+// heatmap needs earlier ones, so fetch a spread of the stored snapshots, one at a time.
+
+import { decodeSnapshot } from './protocol.js';
+import { addGfColumn } from './state.js';
+
+const MAX_FETCHES = 40;
+
+let running = null;
+
+export async function backfillHistory(state, runId) {
+  if (running === runId) return;
+  running = runId;
+  try {
+    const resp = await fetch(`/api/runs/${encodeURIComponent(runId)}/snapshots`);
+    if (!resp.ok) return;
+    const have = new Set(state.gfHistory.map((h) => h.step));
+    const missing = (await resp.json()).filter((s) => !have.has(s));
+    const stride = Math.max(1, Math.ceil(missing.length / MAX_FETCHES));
+    for (let i = 0; i < missing.length; i += stride) {
+      if (state.run?.id !== runId) return; // the page moved to another run
+      const r = await fetch(`/api/runs/${encodeURIComponent(runId)}/snapshot?step=${missing[i]}`);
+      if (!r.ok) continue;
+      addGfColumn(state, decodeSnapshot(await r.arrayBuffer()));
+      state.bump('snapshot');
+    }
+  } catch (exc) {
+    console.warn('could not backfill the snapshot history', exc);
+  } finally {
+    if (running === runId) running = null;
+  }
+}

@@ -1,0 +1,70 @@
+// Coverage: how many nodes serve each component, and how concentrated the nodes are.
+
+import { shownSnapshot } from '../scrub.js';
+import { componentLabels, baseLayout, note, plotDiv, react } from './plot.js';
+
+const BINS = 20;
+// Same threshold as li2core/instruments/spectra.py (CONCENTRATED): a node counts for
+// coverage once this share of its power sits in one component.
+const CONCENTRATED = 0.6;
+
+export default {
+  id: 'coverage',
+  title: 'Coverage of the components',
+  caption: 'Grokking needs every component covered by locked nodes ' +
+    '(dark bars: ≥ 60% of the power).',
+  deps: ['snapshot', 'run'],
+  minInterval: 250,
+  mount(container, state) {
+    const meta = note(container, 'waiting for the first snapshot…');
+    meta.className = 'panel-meta';
+    const div = plotDiv(container, 'plot short');
+    return {
+      draw() {
+        const snap = shownSnapshot(state);
+        const a = snap?.arrays;
+        if (!a || !a.dominant || !a.concentration) return undefined;
+        const c = a.spec_u ? a.spec_u.shape[1] : Math.max(...a.dominant.data) + 1;
+        const act = a.active?.data;
+        const locked = new Array(c).fill(0);
+        const diffuse = new Array(c).fill(0);
+        const hist = [new Array(BINS).fill(0), new Array(BINS).fill(0)]; // [active, other]
+        a.dominant.data.forEach((d, j) => {
+          const isActive = !act || act[j] > 0;
+          const conc = a.concentration.data[j];
+          if (isActive && d >= 0 && d < c) (conc >= CONCENTRATED ? locked : diffuse)[d] += 1;
+          const bin = Math.min(BINS - 1, Math.floor(conc * BINS));
+          hist[isActive ? 0 : 1][bin] += 1;
+        });
+        const covered = locked.filter((x) => x > 0).length;
+        meta.textContent = `step ${snap.step} · components covered by a locked node: ` +
+          `${covered} of ${c}`;
+        const labels = componentLabels(state, c);
+        const centres = Array.from({ length: BINS }, (_, i) => (i + 0.5) / BINS);
+        react(div, [
+          { type: 'bar', x: labels, y: locked, marker: { color: '#0072B2' }, name: 'locked',
+            hovertemplate: '%{x}: %{y} locked nodes<extra></extra>' },
+          { type: 'bar', x: labels, y: diffuse, marker: { color: '#56B4E9' }, name: 'diffuse',
+            hovertemplate: '%{x}: %{y} diffuse nodes<extra></extra>' },
+          { type: 'bar', x: centres, y: hist[0], xaxis: 'x2', yaxis: 'y2', name: 'active',
+            marker: { color: '#009E73' }, width: 1 / BINS },
+          { type: 'bar', x: centres, y: hist[1], xaxis: 'x2', yaxis: 'y2', name: 'inactive',
+            marker: { color: '#999999' }, width: 1 / BINS },
+        ], baseLayout({
+          barmode: 'stack',
+          margin: { l: 56, r: 10, t: 30, b: 64 },
+          xaxis: { domain: [0, 0.58], type: 'category', tickangle: -45, nticks: 18,
+            title: { text: 'component' }, automargin: true },
+          yaxis: { title: { text: 'active nodes' }, rangemode: 'tozero' },
+          xaxis2: { domain: [0.68, 1], range: [0, 1], anchor: 'y2',
+            title: { text: 'concentration' } },
+          yaxis2: { anchor: 'x2', title: { text: 'nodes' }, rangemode: 'tozero' },
+          legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom' },
+          shapes: [{ type: 'line', xref: 'x2', yref: 'y2 domain', x0: CONCENTRATED,
+            x1: CONCENTRATED, y0: 0, y1: 1, line: { color: '#000', width: 2, dash: 'dash' } }],
+        }));
+        return undefined;
+      },
+    };
+  },
+};

@@ -1,0 +1,110 @@
+// Train/test accuracy and loss over steps, with the detected stages as coloured bands.
+
+import { markerShapes } from '../markers.js';
+import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
+import { column } from '../state.js';
+import { stageInfo } from '../stages.js';
+import { TEST, TRAIN, baseLayout, pick, plotDiv, react, thinIndices, toggle, toolbarDiv }
+  from './plot.js';
+
+function stageShapes(state, lastStep, logX) {
+  const shapes = [];
+  const annotations = [];
+  const st = state.stages;
+  st.forEach((s, i) => {
+    const x0 = logX ? Math.max(s.step, 1) : s.step;
+    const x1 = i + 1 < st.length ? st[i + 1].step : Math.max(lastStep, s.step);
+    const colour = stageInfo(s.stage).colour;
+    shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0, x1: Math.max(x1, x0), y0: 0, y1: 1,
+      fillcolor: colour, opacity: 0.18, line: { width: 0 }, layer: 'below' });
+    shapes.push({ type: 'line', xref: 'x', yref: 'paper', x0, x1: x0, y0: 0, y1: 1,
+      line: { color: colour, width: 3, dash: 'dot' } });
+    annotations.push({ xref: 'x', yref: 'paper', x: logX ? Math.log10(x0) : x0, y: 1,
+      yanchor: 'bottom', xanchor: 'left', showarrow: false, text: s.stage,
+      font: { size: 15, color: '#111' }, bgcolor: colour });
+  });
+  return { shapes, annotations };
+}
+
+/** The step slider: drag (or click the plot) to look back; "live" follows the run again. */
+function scrubber(bar, state) {
+  const wrap = document.createElement('span');
+  wrap.className = 'scrubber';
+  const range = Object.assign(document.createElement('input'),
+    { type: 'range', min: 0, max: 0, step: 1, id: 'scrub' });
+  range.setAttribute('aria-label', 'step shown');
+  const label = Object.assign(document.createElement('span'), { id: 'scrub-label' });
+  const live = Object.assign(document.createElement('button'),
+    { type: 'button', textContent: 'live', id: 'scrub-live' });
+  wrap.append('step ', range, label, live);
+  bar.append(wrap);
+  range.addEventListener('input', () => pinStep(state, Number(range.value)));
+  live.addEventListener('click', () => followLive(state));
+  return (lastStep) => {
+    const pinned = pinnedStep(state);
+    range.max = String(Math.max(lastStep, pinned ?? 0));
+    if (document.activeElement !== range) range.value = String(pinned ?? lastStep);
+    label.textContent = pinned === null ? ' live' : ` ${pinned}` +
+      (state.scrub?.error ? ` (${state.scrub.error})` : '');
+    live.disabled = pinned === null;
+  };
+}
+
+export default {
+  id: 'curves',
+  title: 'Accuracy and loss',
+  caption: 'Train accuracy rises first (memorising); grokking is the later jump in test accuracy.',
+  deps: ['metrics', 'stages', 'view'],
+  minInterval: 100,
+  mount(container, state) {
+    const bar = toolbarDiv(container);
+    toggle(bar, state, 'log_loss', 'log loss', state.setSetting);
+    toggle(bar, state, 'log_steps', 'log steps', state.setSetting);
+    const scrub = scrubber(bar, state);
+    const div = plotDiv(container, 'plot tall');
+    let clickable = false;
+    return {
+      draw() {
+        const n = state.metrics.length;
+        const idx = thinIndices(n);
+        const x = pick(column(state, 'step'), idx);
+        const logX = !!state.settings.log_steps;
+        const line = (name, key, colour, yaxis, dash) => ({
+          type: 'scatter', mode: 'lines', name, x, y: pick(column(state, key), idx),
+          line: { color: colour, width: 3, dash }, yaxis, hoverinfo: 'x+y+name',
+          showlegend: yaxis === 'y',
+        });
+        const data = [
+          line('train', 'train_acc', TRAIN, 'y'),
+          line('test', 'test_acc', TEST, 'y'),
+          line('train', 'train_loss', TRAIN, 'y2'),
+          line('test', 'test_loss', TEST, 'y2', 'solid'),
+        ];
+        const lastStep = n ? x[x.length - 1] : 0;
+        const { shapes, annotations } = stageShapes(state, lastStep, logX);
+        shapes.push(...pinShape(state));
+        const marks = markerShapes(state, logX); // e.g. where a fork left its parent
+        shapes.push(...marks.shapes);
+        annotations.push(...marks.annotations);
+        react(div, data, baseLayout({
+          margin: { l: 64, r: 20, t: 64, b: 48 },
+          xaxis: { title: { text: 'step' }, type: logX ? 'log' : 'linear', anchor: 'y2' },
+          yaxis: { title: { text: 'accuracy' }, domain: [0.52, 1], range: [-0.02, 1.02] },
+          yaxis2: { title: { text: 'loss' }, domain: [0, 0.45],
+            type: state.settings.log_loss ? 'log' : 'linear', exponentformat: 'power',
+            nticks: 4 },
+          // above the stage labels, which sit on the plot's top edge
+          legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.1, yanchor: 'bottom' },
+          shapes, annotations,
+        }));
+        scrub(lastStep);
+        if (!clickable && div.on) {
+          // a click anywhere on the curves pins every panel to that step
+          div.on('plotly_click', (ev) => pinStep(state, ev.points[0].x));
+          clickable = true;
+        }
+        return lastStep;
+      },
+    };
+  },
+};

@@ -1,0 +1,78 @@
+// Per-node energy ℰ(w) = ½‖Ỹᵀσ(Xw)‖², normalised so a learned irrep scores 1 (= ℰ*).
+
+import { pinShape, shownSnapshot } from '../scrub.js';
+import { column } from '../state.js';
+import { baseLayout, pick, plotDiv, react, thinIndices } from './plot.js';
+
+// Same rule as li2core/instruments/energy.py (MEMORISING_MIN, MEMORISING_RATIO): an active
+// node whose train energy is high but ≥ 3× its full-table energy fits pairs, not the group.
+const MEMORISING_MIN = 0.5;
+const MEMORISING_RATIO = 3.0;
+
+export default {
+  id: 'energy',
+  title: 'Energy of each node',
+  caption: 'Energy / ℰ*: learned nodes sit at 1; memorising ones (×) ' +
+    'score high on train rows only.',
+  deps: ['metrics', 'snapshot', 'run', 'view'],
+  minInterval: 300,
+  mount(container, state) {
+    const div = plotDiv(container, 'plot tall');
+    return {
+      draw() {
+        const idx = thinIndices(state.metrics.length);
+        const x = pick(column(state, 'step'), idx);
+        const q = (key) => pick(column(state, key), idx);
+        const data = [
+          { type: 'scatter', mode: 'lines', x, y: q('energy_q10'), name: '10–90%',
+            line: { width: 0 }, showlegend: false, hoverinfo: 'skip' },
+          { type: 'scatter', mode: 'lines', x, y: q('energy_q90'), name: '10–90% of nodes',
+            fill: 'tonexty', fillcolor: 'rgba(0,114,178,0.25)', line: { width: 0 } },
+          { type: 'scatter', mode: 'lines', x, y: q('energy_q50'), name: 'median',
+            line: { color: '#0072B2', width: 3 } },
+          { type: 'scatter', mode: 'lines', x, y: q('memorising_nodes'), name: 'memorising',
+            yaxis: 'y2', line: { color: '#D55E00', width: 2, dash: 'dot' } },
+        ];
+        const a = shownSnapshot(state)?.arrays;
+        if (a?.energy_train && a?.energy_full) {
+          const et = a.energy_train.data;
+          const ef = a.energy_full.data;
+          const act = a.active?.data;
+          const groups = { ok: [[], []], mem: [[], []] };
+          et.forEach((t, j) => {
+            if (act && !(act[j] > 0)) return;
+            const g = t >= MEMORISING_MIN && t >= MEMORISING_RATIO * ef[j] ? 'mem' : 'ok';
+            groups[g][0].push(ef[j]);
+            groups[g][1].push(t);
+          });
+          data.push(
+            { type: 'scatter', mode: 'markers',
+              x: groups.ok[0], y: groups.ok[1], xaxis: 'x3', yaxis: 'y3', name: 'active nodes',
+              marker: { color: '#009E73', size: 6, opacity: 0.6 } },
+            { type: 'scatter', mode: 'markers', x: groups.mem[0], y: groups.mem[1],
+              xaxis: 'x3', yaxis: 'y3', name: 'memorising',
+              marker: { color: '#E69F00', size: 9, symbol: 'x' }, showlegend: false });
+        }
+        const estar = (xref, yref) => ({ type: 'line', xref, yref, x0: 0, x1: 1, y0: 1, y1: 1,
+          line: { color: '#000', width: 2, dash: 'dash' } });
+        react(div, data, baseLayout({
+          margin: { l: 60, r: 56, t: 30, b: 48 },
+          xaxis: { domain: [0, 0.5], title: { text: 'step' } },
+          yaxis: { title: { text: 'energy / ℰ*' }, rangemode: 'tozero' },
+          yaxis2: { overlaying: 'y', side: 'right', title: { text: 'memorising nodes' },
+            rangemode: 'tozero', showgrid: false, tickmode: 'auto', nticks: 5 },
+          xaxis3: { domain: [0.76, 1], anchor: 'y3', title: { text: 'full-table energy' },
+            rangemode: 'tozero' },
+          yaxis3: { anchor: 'x3', title: { text: 'train energy' }, rangemode: 'tozero' },
+          shapes: [...pinShape(state), estar('x domain', 'y'), estar('x3 domain', 'y3'),
+            { type: 'line', xref: 'x3', yref: 'y3', x0: 0, y0: 0, x1: 1, y1: 1,
+              line: { color: '#999', width: 1 } }],
+          annotations: [{ xref: 'x domain', yref: 'y', x: 0, y: 1, text: 'ℰ*',
+            showarrow: false, xanchor: 'left', yanchor: 'bottom' }],
+          legend: { orientation: 'h', x: 0, y: 1, yanchor: 'bottom' },
+        }));
+        return undefined;
+      },
+    };
+  },
+};

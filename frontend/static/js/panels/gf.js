@@ -1,0 +1,62 @@
+// G_F, the gradient reaching the hidden layer: its size, its alignment with the label signal,
+// and which components it asks for over time.
+
+import { pinShape } from '../scrub.js';
+import { column } from '../state.js';
+import { componentLabels, baseLayout, pick, plotDiv, react, thinIndices } from './plot.js';
+
+const MAX_COLUMNS = 400; // heatmap time columns kept on screen
+
+export default {
+  id: 'gf',
+  title: 'The hidden-layer gradient G_F',
+  caption: '‖G_F‖ peaks, then settles at O(η); below, the components ' +
+    'G_F pushes, step by step.',
+  deps: ['metrics', 'snapshot', 'run', 'view'],
+  minInterval: 300,
+  mount(container, state) {
+    const div = plotDiv(container, 'plot tall');
+    return {
+      draw() {
+        const idx = thinIndices(state.metrics.length);
+        const x = pick(column(state, 'step'), idx);
+        const data = [
+          { type: 'scatter', mode: 'lines', name: '‖G_F‖', x,
+            y: pick(column(state, 'gf_norm'), idx), line: { color: '#0072B2', width: 3 } },
+          { type: 'scatter', mode: 'lines', name: 'alignment', x,
+            y: pick(column(state, 'gf_align'), idx), yaxis: 'y2',
+            line: { color: '#E69F00', width: 3, dash: 'dash' } },
+        ];
+        const hist = state.gfHistory;
+        const hIdx = thinIndices(hist.length, MAX_COLUMNS);
+        const cols = hIdx ? hIdx.map((i) => hist[i]) : hist;
+        if (cols.length) {
+          const c = cols[0].values.length;
+          const z = Array.from({ length: c }, () => new Array(cols.length));
+          cols.forEach((h, t) => {
+            let sum = 0;
+            for (const v of h.values) sum += v;
+            for (let k = 0; k < c; k++) z[k][t] = sum > 0 ? h.values[k] / sum : 0;
+          });
+          data.push({ type: 'heatmap', x: cols.map((h) => h.step), y: componentLabels(state, c), z,
+            xaxis: 'x', yaxis: 'y3', colorscale: 'Cividis', zmin: 0, showscale: true,
+            colorbar: { title: { text: 'share' }, thickness: 14, len: 0.5, y: 0,
+              yanchor: 'bottom' },
+            hovertemplate: 'step %{x}<br>%{y}: %{z:.2f}<extra></extra>' });
+        }
+        react(div, data, baseLayout({
+          margin: { l: 64, r: 64, t: 30, b: 48 },
+          xaxis: { title: { text: 'step' }, anchor: 'y3' },
+          yaxis: { title: { text: '‖G_F‖' }, type: 'log', domain: [0.58, 1],
+            exponentformat: 'power', nticks: 4 },
+          yaxis2: { title: { text: 'alignment' }, overlaying: 'y', side: 'right',
+            range: [-0.05, 1.05], tickmode: 'linear', tick0: 0, dtick: 0.5, showgrid: false },
+          yaxis3: { domain: [0, 0.48], type: 'category', nticks: 12, automargin: true },
+          legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom' },
+          shapes: pinShape(state),
+        }));
+        return undefined;
+      },
+    };
+  },
+};

@@ -1,0 +1,104 @@
+// What the theory predicts for this setup (p vs p_crit, K vs minimal width, a verdict) and,
+// once the run is over, whether it came true.
+
+import { escapeHtml } from '../html.js';
+import { currentStage, lastValue } from '../state.js';
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'interrupted']);
+
+/** "generalise" / "generalised" → 'generalised'; "memorise…" → 'memorised'; "lazy" → 'lazy'. */
+export function outcomeWord(text) {
+  const t = String(text ?? '').toLowerCase();
+  if (/generali|grok/.test(t)) return 'generalised';
+  if (/memori/.test(t)) return 'memorised';
+  if (/lazy/.test(t)) return 'lazy';
+  return null;
+}
+
+/** The run's outcome: its last stage if final, else judged by the final test accuracy. */
+function observedOutcome(state) {
+  const stage = currentStage(state)?.stage;
+  if (stage === 'generalised' || stage === 'memorised') return stage;
+  const acc = state.summary?.final?.test_acc ?? lastValue(state, 'test_acc');
+  if (acc === undefined) return null;
+  return acc >= 0.99 ? 'generalised' : stage === 'lazy' ? 'lazy' : 'memorised';
+}
+
+/** A "memorise" or "lazy" prediction both say: no generalisation. */
+function cameTrue(predicted, seen) {
+  return (predicted === 'generalised') === (seen === 'generalised');
+}
+
+function row(parent, html, cls = 'theory-row') {
+  const p = document.createElement('p');
+  p.className = cls;
+  p.innerHTML = html;
+  parent.append(p);
+  return p;
+}
+
+const mark = (ok) => (ok ? '<span class="ok">✓ above</span>'
+  : '<span class="warn">✗ below</span>');
+
+export default {
+  id: 'theory',
+  title: 'Theory card',
+  caption: 'The Li₂ prediction for this setup before the run, and whether the run agreed.',
+  deps: ['run', 'stages', 'metrics'],
+  minInterval: 500,
+  mount(container, state) {
+    const body = document.createElement('div');
+    container.append(body);
+    return {
+      draw() {
+        body.replaceChildren();
+        const st = state.started;
+        if (!st) {
+          row(body, state.run ? 'waiting for the run to start…' : 'no run yet', 'empty-note');
+          return undefined;
+        }
+        const cfg = st.config ?? {};
+        const g = st.group ?? {};
+        const pCrit = st.p_crit ?? g.p_crit;
+        const p = cfg.train_fraction;
+        row(body, `<b>${escapeHtml(g.name ?? cfg.group)}</b> · order M = ${g.order ?? '?'} · ` +
+          `${st.n_train ?? '?'} training rows of ${(g.order ?? 0) ** 2}`);
+        if (typeof pCrit === 'number') {
+          row(body, `data: p = ${escapeHtml(p)} vs p<sub>crit</sub> = ${pCrit.toFixed(3)} ` +
+            mark(p >= pCrit));
+        }
+        const minWidth = g.min_width ?? st.prediction?.min_width;
+        if (typeof minWidth === 'number') {
+          row(body, `width: K = ${escapeHtml(cfg.hidden)} vs minimal width ${minWidth} ` +
+            `${mark(cfg.hidden >= minWidth)}`);
+        }
+        const pred = st.prediction ?? {};
+        const predicted = outcomeWord(pred.verdict);
+        const verdict = row(body, '', 'verdict');
+        verdict.id = 'theory-verdict';
+        verdict.textContent = pred.verdict ? `Prediction: ${pred.verdict}`
+          : 'Prediction: none for this setup';
+        if (Array.isArray(pred.reasons) && pred.reasons.length) {
+          const ul = document.createElement('ul');
+          for (const r of pred.reasons) ul.append(Object.assign(document.createElement('li'),
+            { textContent: r }));
+          body.append(ul);
+        }
+        if (state.run && TERMINAL.has(state.run.status)) {
+          const seen = observedOutcome(state);
+          const res = row(body, '', 'verdict');
+          res.id = 'theory-outcome';
+          res.dataset.outcome = seen ?? '';
+          if (!seen) res.textContent = `The run ended (${state.run.status}) without an outcome.`;
+          else if (!predicted) res.textContent = `Outcome: ${seen}.`;
+          else {
+            const ok = cameTrue(predicted, seen);
+            res.textContent = `Outcome: ${seen} — the prediction ${ok ? 'came true' : 'failed'}.`;
+            res.classList.add(ok ? 'ok' : 'warn');
+          }
+        }
+        return undefined;
+      },
+    };
+  },
+};

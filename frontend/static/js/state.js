@@ -1,0 +1,117 @@
+// The shared state every panel reads: the latest data of the attached run, kept small, plus
+// version counters so the render loop redraws only panels whose inputs changed.
+
+const ARRIVAL_KEEP = 512; // arrival times kept for latency measurement
+
+export function createState() {
+  const state = {
+    settings: {},          // field name → value (the URL's content)
+    fields: [],            // completed field table (fields.js)
+    schema: {}, groups: [], presets: [],
+    run: null,             // {id, status, queue_position, error, summary}
+    started: null,         // the `started` message: group, p_crit, prediction, ...
+    metrics: emptyMetrics(),
+    snapshot: null,        // {step, seq, arrays: {name: {shape, data}}}
+    gfHistory: [],         // [{step, values: Float32Array}] from every snapshot seen
+    stages: [],            // stage events in order
+    summary: null,
+    scrub: null,           // {step, snapshot, error} while pinned to an earlier step (scrub.js)
+    connection: { state: 'idle', retryAt: 0 },
+    hellos: 0,             // hello messages received (one per (re)connection)
+    versions: { metrics: 0, snapshot: 0, stages: 0, run: 0, view: 0 },
+    arrivals: new Map(),   // step → performance.now() when its row arrived
+    produced: new Map(),   // step → Unix ms when the worker produced its row (wall_time)
+    bump(kind) { this.versions[kind] += 1; },
+  };
+  return state;
+}
+
+export function emptyMetrics() {
+  return { length: 0, columns: { step: [] } };
+}
+
+/** Clears everything that belongs to one run (a new run is about to be attached). */
+export function resetRunData(state) {
+  state.started = null;
+  state.metrics = emptyMetrics();
+  state.snapshot = null;
+  state.gfHistory = [];
+  state.stages = [];
+  state.summary = null;
+  state.scrub = null;
+  state.arrivals.clear();
+  state.produced.clear();
+  for (const k of Object.keys(state.versions)) state.bump(k);
+}
+
+/** Appends metric rows as columns (absent keys → null, which Plotly draws as a gap). */
+export function appendRows(state, rows) {
+  const m = state.metrics;
+  const cols = m.columns;
+  const now = performance.now();
+  let added = 0;
+  for (const row of rows) {
+    const last = m.length ? cols.step[m.length - 1] : -Infinity;
+    if (!(row.step > last)) continue; // replay after a reconnect: already have it
+    for (const key of Object.keys(row)) {
+      if (!(key in cols)) cols[key] = new Array(m.length).fill(null);
+    }
+    for (const key of Object.keys(cols)) cols[key].push(key in row ? row[key] : null);
+    m.length += 1;
+    added += 1;
+    state.arrivals.set(row.step, now);
+    if (typeof row.wall_time === 'number') state.produced.set(row.step, row.wall_time * 1000);
+  }
+  if (state.arrivals.size > ARRIVAL_KEEP) {
+    const drop = state.arrivals.size - ARRIVAL_KEEP;
+    let i = 0;
+    for (const key of state.arrivals.keys()) {
+      if (i++ >= drop) break;
+      state.arrivals.delete(key);
+      state.produced.delete(key);
+    }
+  }
+  if (added) state.bump('metrics');
+  return added;
+}
+
+/** A metric column, or an all-null column when the run does not report it. */
+export function column(state, name) {
+  return state.metrics.columns[name] ?? new Array(state.metrics.length).fill(null);
+}
+
+export function lastValue(state, name) {
+  const col = state.metrics.columns[name];
+  if (!col) return undefined;
+  for (let i = col.length - 1; i >= 0; i--) if (col[i] !== null) return col[i];
+  return undefined;
+}
+
+export function setSnapshot(state, snap) {
+  if (state.snapshot && snap.step < state.snapshot.step) return; // stale, keep the newer one
+  state.snapshot = snap;
+  addGfColumn(state, snap);
+  state.bump('snapshot');
+}
+
+/** Keeps G_F's spectrum of every snapshot seen, in step order (live, or backfilled). */
+export function addGfColumn(state, snap) {
+  const gf = snap.arrays.gf_spectrum;
+  if (!gf) return;
+  const hist = state.gfHistory;
+  let i = hist.length;
+  while (i > 0 && hist[i - 1].step > snap.step) i -= 1;
+  if (i > 0 && hist[i - 1].step === snap.step) return;
+  hist.splice(i, 0, { step: snap.step, values: gf.data });
+}
+
+export function addStage(state, event) {
+  if (state.stages.some((s) => s.step === event.step && s.stage === event.stage)) return;
+  state.stages.push(event);
+  state.stages.sort((a, b) => a.step - b.step);
+  state.bump('stages');
+}
+
+export function currentStage(state) {
+  return state.stages.length ? state.stages[state.stages.length - 1] : null;
+}

@@ -1,0 +1,109 @@
+"""create_app(settings, runner=None, store=None): the FastAPI app; tests swap runner/store here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+import frontend
+from li2core.config import RunConfig
+
+from .hub import Hub
+from .jobs import LocalProcessRunner, Runner
+from .routes import (
+    bundles,
+    classroom,
+    config,
+    exports,
+    forks,
+    groups,
+    health,
+    live,
+    presets,
+    replay,
+    runs,
+    sweeps,
+)
+from .service import RunService
+from .settings import Settings
+from .store import MemoryRunStore, RunStore, SqliteRunStore
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(frontend.__file__).parent / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+_CONFIG_FIELDS = set(RunConfig.model_fields)
+_LEADING_WORD = re.compile(r"(?:Value error, )?(\w+)")
+
+
+def _name_the_field(error: dict) -> dict:
+    """RunConfig's cross-field checks fail at loc ("body",); their message starts with the
+    field's name, so point loc at it (the contract: a 422 names the field)."""
+    if tuple(error.get("loc", ())) == ("body",) and error.get("type") == "value_error":
+        match = _LEADING_WORD.match(error.get("msg", ""))
+        if match and match.group(1) in _CONFIG_FIELDS:
+            return {**error, "loc": ("body", match.group(1))}
+    return error
+
+
+async def _validation_error(request: Request, exc: RequestValidationError):
+    fixed = RequestValidationError([_name_the_field(e) for e in exc.errors()], body=exc.body)
+    return await request_validation_exception_handler(request, fixed)
+
+
+def create_app(settings: Settings | None = None, runner: Runner | None = None,
+               store: RunStore | None = None) -> FastAPI:
+    """The app; the store opens and stale runs are marked interrupted when the lifespan starts.
+    A store passed in is left open at shutdown (its owner closes it)."""
+    settings = settings or Settings.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        run_store = store
+        if run_store is None:
+            run_store = (SqliteRunStore(settings.database_path) if settings.store == "sqlite"
+                         else MemoryRunStore())
+        service = RunService(
+            settings, runner or LocalProcessRunner(settings.start_method, settings.cancel_grace),
+            run_store, Hub(buffer_bytes=settings.replay_buffer_bytes,
+                           snapshot_hz=settings.snapshot_hz, backlog=settings.viewer_backlog))
+        app.state.service = service
+        interrupted = await service.start()
+        if interrupted:
+            log.warning("marked %d run(s) left active by the previous server as interrupted",
+                        len(interrupted))
+        await sweeps.start_service(app, settings, run_store)  # li2 sweeps (routes/sweeps.py)
+        try:
+            yield
+        finally:
+            await sweeps.stop_service(app)
+            await service.shutdown()
+            if store is None:
+                run_store.close()
+
+    app = FastAPI(title="li2lab", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (health, config, presets, groups, runs, live,
+                   forks, replay, exports, bundles, classroom, sweeps):
+        app.include_router(module.router)
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> FileResponse:
+        # served from the installed plotly package: the lab works offline, no CDN
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    # last: the frontend owns every path the API does not
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
+              name="frontend")
+    return app

@@ -1,0 +1,70 @@
+"""`li2 serve`: one uvicorn process running create_app(); flags override LI2_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from .settings import Settings, SettingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="li2 serve", description="Serve the li2lab web laboratory (API, websocket, pages).",
+        epilog="Every flag has an environment variable: LI2_HOST, LI2_PORT, LI2_DATA_DIR, "
+               "LI2_MAX_JOBS, LI2_QUOTA, LI2_INSTRUCTOR_TOKEN, LI2_WALL_TIME_LIMIT, "
+               "LI2_ALLOWED_ORIGINS, ... (see server/settings.py).")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default 8000)")
+    p.add_argument("--data-dir", help="folder of the SQLite run store (default ./data)")
+    p.add_argument("--max-jobs", type=int, help="runs training at once (default cores - 1)")
+    p.add_argument("--quota", type=int, help="active runs per client (default 2)")
+    p.add_argument("--instructor-token",
+                   help="require this token (X-Instructor-Token) to create/cancel/delete runs; "
+                        "prefer LI2_INSTRUCTOR_TOKEN, flags show up in process lists")
+    p.add_argument("--wall-time-limit", type=float, help="seconds a run may take (default 3600)")
+    p.add_argument("--allowed-origins",
+                   help="comma-separated extra origins allowed on the websocket")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    return p
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_command(argv: list[str]) -> int:
+    """Parse ``argv`` (the words after `serve`), build the settings and run until stopped."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or a bad flag: argparse already printed why
+        return int(exc.code or 0)
+    try:
+        settings = Settings.load(
+            host=args.host, port=args.port, data_dir=args.data_dir, max_jobs=args.max_jobs,
+            quota=args.quota, instructor_token=args.instructor_token,
+            wall_time_limit=args.wall_time_limit, allowed_origins=args.allowed_origins)
+    except SettingsError as exc:
+        print(f"li2 serve: {exc}", file=sys.stderr)
+        return 2
+    if not _is_loopback(settings.host) and settings.instructor_token is None:
+        print(f"li2 serve: warning: listening on {settings.host} without an instructor token; "
+              "anyone who can reach this port can start runs (quota "
+              f"{settings.quota} per client)", file=sys.stderr)
+
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
+                log_level=args.log_level,
+                # each viewer would deflate every frame separately: encode-once needs it off
+                ws_per_message_deflate=False)
+    return 0

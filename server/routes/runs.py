@@ -1,0 +1,119 @@
+"""/api/runs: create, list, inspect, cancel and delete runs, and read their stored streams."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Body, HTTPException, Query, Response
+
+from li2core.config import RunConfig
+
+from ..deps import ClientDep, InstructorDep, ServiceDep, StoreDep
+from ..jobs import AdmissionError
+from ..protocol import encode_snapshot
+from ..service import RunConflict, RunNotFound
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+async def _existing(service, run_id: str) -> dict:
+    try:
+        return await service.get(run_id)
+    except RunNotFound:
+        raise HTTPException(404, f"no run {run_id!r}") from None
+
+
+@router.post("", status_code=201)
+async def create_run(
+    service: ServiceDep, client: ClientDep, _: InstructorDep,
+    config: Annotated[RunConfig | None, Body(description="RunConfig fields; omitted → defaults")]
+    = None,
+    max_steps_per_s: Annotated[float | None, Query(gt=0, le=100_000,
+                                                   description="throttle for lectures")] = None,
+) -> dict:
+    try:
+        return await service.submit(config or RunConfig(), client, max_steps_per_s)
+    except AdmissionError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from None
+
+
+@router.get("")
+async def list_runs(service: ServiceDep,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    return await service.list(limit)
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: str, service: ServiceDep) -> dict:
+    return await _existing(service, run_id)
+
+
+@router.post("/{run_id}/cancel")
+async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep) -> dict:
+    try:
+        return await service.cancel(run_id)
+    except RunNotFound:
+        raise HTTPException(404, f"no run {run_id!r}") from None
+    except RunConflict as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+@router.delete("/{run_id}", status_code=204)
+async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Response:
+    try:
+        await service.delete(run_id)
+    except RunNotFound:
+        raise HTTPException(404, f"no run {run_id!r}") from None
+    except RunConflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return Response(status_code=204)
+
+
+@router.get("/{run_id}/metrics")
+async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
+                      since: Annotated[int, Query(ge=0)] = 0) -> dict:
+    """Rows of every batch with seq > since; ``seq`` is the last one included (for ws since=)."""
+    await _existing(service, run_id)
+    batches = await asyncio.to_thread(store.metric_batches, run_id, since)
+    return {"run_id": run_id, "seq": batches[-1].seq if batches else since,
+            "rows": [row for batch in batches for row in batch.rows]}
+
+
+@router.get("/{run_id}/stages")
+async def run_stages(run_id: str, service: ServiceDep, store: StoreDep) -> list[dict]:
+    await _existing(service, run_id)
+    stages = await asyncio.to_thread(store.stages, run_id)
+    return [{"seq": s.seq, "step": s.step, "stage": s.stage, "evidence": s.evidence}
+            for s in stages]
+
+
+@router.get("/{run_id}/snapshots")
+async def run_snapshot_steps(run_id: str, service: ServiceDep, store: StoreDep) -> list[int]:
+    await _existing(service, run_id)
+    return await asyncio.to_thread(store.snapshot_steps, run_id)
+
+
+@router.get("/{run_id}/snapshot", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+async def run_snapshot(
+    run_id: str, service: ServiceDep, store: StoreDep,
+    step: Annotated[int | None, Query(ge=0, description="nearest stored step at or before; "
+                                                        "omitted → latest")] = None,
+    format: Annotated[Literal["frame", "npz"], Query()] = "frame",
+) -> Response:
+    """The snapshot as a binary frame (docs/protocol.md) or, with format=npz, a numpy archive."""
+    await _existing(service, run_id)
+    snap = await asyncio.to_thread(store.snapshot, run_id, step)
+    if snap is None:
+        raise HTTPException(404, f"run {run_id!r} has no snapshot at or before step {step}")
+    headers = {"X-Snapshot-Step": str(snap.step), "X-Snapshot-Seq": str(snap.seq)}
+    if format == "npz":
+        buf = io.BytesIO()
+        np.savez(buf, **snap.arrays)
+        headers["Content-Disposition"] = f'attachment; filename="{run_id}-{snap.step}.npz"'
+        return Response(buf.getvalue(), media_type="application/octet-stream", headers=headers)
+    frame = encode_snapshot(run_id, snap.seq, snap.step, snap.arrays)
+    return Response(frame, media_type="application/octet-stream", headers=headers)

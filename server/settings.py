@@ -1,0 +1,107 @@
+"""The one Settings object: flags override LI2_* environment variables; unsafe values refused."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CORES = os.cpu_count() or 1
+
+
+class SettingsError(ValueError):
+    """A setting that the server refuses to start with."""
+
+
+def default_max_jobs() -> int:
+    # one core stays free for the event loop, the store and the viewers
+    return max(1, CORES - 1)
+
+
+class Settings(BaseModel):
+    """Server settings; env var for field ``x`` is ``LI2_X`` (lists are comma-separated)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)  # 0 = any free port (tests)
+    data_dir: Path = Path("data")
+    store: Literal["sqlite", "memory"] = "sqlite"
+    max_jobs: int = Field(default_factory=default_max_jobs, ge=1)
+    quota: int = Field(2, ge=1, le=100, description="active (queued + running) runs per client")
+    max_queued: int = Field(64, ge=0, le=10_000, description="queued runs over all clients")
+    instructor_token: str | None = Field(None, description="required to create/cancel/delete")
+    wall_time_limit: float = Field(3600.0, gt=0, le=7 * 24 * 3600, description="seconds per run")
+    cancel_grace: float = Field(5.0, ge=0, le=600, description="seconds before a stop is forced")
+    allowed_origins: tuple[str, ...] = ()
+    start_method: Literal["forkserver", "spawn"] = "forkserver"
+    snapshot_hz: float = Field(10.0, gt=0, le=1000, description="live snapshot frames per run")
+    replay_buffer_bytes: int = Field(8 << 20, ge=1 << 16, le=1 << 30)
+    viewer_backlog: int = Field(4096, ge=16, le=1_000_000, description="unsent text frames "
+                                "before a viewer is dropped as too slow")
+    bundle_max_bytes: int = Field(256 << 20, ge=1 << 10, le=4 << 30,
+                                  description="largest run bundle POST /api/bundles accepts")
+
+    @field_validator("max_jobs")
+    @classmethod
+    def _no_oversubscription(cls, v: int) -> int:
+        if v > CORES:
+            raise ValueError(f"{v} concurrent jobs on {CORES} cores would oversubscribe the "
+                             f"machine; use at most {CORES}")
+        return v
+
+    @field_validator("instructor_token", mode="before")
+    @classmethod
+    def _strong_token(cls, v):
+        if v is None or v == "":
+            return None
+        if not isinstance(v, str) or len(v) < 12 or v != v.strip():
+            raise ValueError("must be at least 12 characters without surrounding spaces")
+        return v
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v):
+        items = [s.strip() for s in v.split(",")] if isinstance(v, str) else list(v)
+        origins = tuple(s.rstrip("/") for s in items if s)
+        for origin in origins:
+            parts = urlsplit(origin)
+            if "*" in origin or parts.scheme not in ("http", "https") or not parts.netloc \
+                    or parts.path:
+                raise ValueError(f"{origin!r} is not an origin like https://host[:port] "
+                                 "(wildcards are refused)")
+        return origins
+
+    @field_validator("data_dir")
+    @classmethod
+    def _dir_usable(cls, v: Path) -> Path:
+        if v.exists() and not v.is_dir():
+            raise ValueError(f"{v} exists and is not a directory")
+        return v
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "runs.sqlite"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Defaults < LI2_* variables in ``env`` (default os.environ) < non-None overrides."""
+        env = os.environ if env is None else env
+        values = {}
+        for name in cls.model_fields:
+            key = f"LI2_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "settings"
+                lines.append(f"{field} (LI2_{field.upper()}): {err['msg']}")
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,118 @@
+"""The RunStore protocol and its records; SQLite is the default, PostgreSQL could follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("completed", "failed", "cancelled", "interrupted")
+STATUSES = ACTIVE + TERMINAL
+# columns of RunRecord that update_run may change
+MUTABLE = ("status", "started_at", "finished_at", "started", "summary", "error", "last_seq")
+
+
+@dataclass
+class RunRecord:
+    """One run as persisted; ``config`` is RunConfig.model_dump() and reproduces the run."""
+
+    id: str
+    status: str
+    config: dict
+    created_at: float
+    client: str = ""
+    max_steps_per_s: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    started: dict | None = None  # the RunStarted event (group facts, n_train, p_crit, ...)
+    summary: dict | None = None
+    error: str | None = None
+    last_seq: int = 0
+    # where the run came from: {"parent": {"run_id", "step", "changes"}} for a fork (its config
+    # alone does not reproduce it: it starts from the parent's weights), {"imported_from": ...}
+    lineage: dict | None = None
+
+
+@dataclass
+class MetricBatch:
+    seq: int
+    rows: list[dict]
+
+
+@dataclass
+class StageRecord:
+    seq: int
+    step: int
+    stage: str
+    evidence: dict = field(default_factory=dict)
+
+
+@dataclass
+class StoredSnapshot:
+    seq: int
+    step: int
+    arrays: dict[str, np.ndarray]
+
+
+class RunStore(Protocol):
+    """Persistence for runs and their streams.
+
+    Writes other than create/delete may be applied asynchronously but in call order, and every
+    read observes all writes called before it (SQLite: one queue, one thread).
+    """
+
+    def create_run(self, record: RunRecord) -> None: ...
+
+    def update_run(self, run_id: str, **fields) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def list_runs(self, limit: int = 100) -> list[RunRecord]: ...
+
+    def delete_run(self, run_id: str) -> bool: ...
+
+    def add_metrics(self, run_id: str, seq: int, rows: list[dict]) -> None: ...
+
+    def metric_batches(self, run_id: str, since: int = 0) -> list[MetricBatch]: ...
+
+    def add_stage(self, run_id: str, record: StageRecord) -> None: ...
+
+    def stages(self, run_id: str, since: int = 0) -> list[StageRecord]: ...
+
+    def add_snapshot(self, run_id: str, seq: int, step: int,
+                     arrays: dict[str, np.ndarray]) -> None: ...
+
+    def snapshot(self, run_id: str, step: int | None = None) -> StoredSnapshot | None:
+        """The snapshot at or before ``step`` (the latest when None)."""
+        ...
+
+    def snapshot_steps(self, run_id: str) -> list[int]: ...
+
+    def children(self, run_id: str) -> list[str]:
+        """Ids of the runs forked from ``run_id``, oldest first."""
+        ...
+
+    def import_run(self, record: RunRecord, batches: list[MetricBatch],
+                   stages: list[StageRecord], snapshots: list[StoredSnapshot]) -> None:
+        """Insert a whole ended run in one transaction: all of it or, on any error, nothing."""
+        ...
+
+    def mark_interrupted(self, reason: str) -> list[str]:
+        """Runs left queued/running by a previous server become interrupted; returns their ids."""
+        ...
+
+    def flush(self) -> None:
+        """Block until every write submitted so far is durable."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_update(fields: dict) -> None:
+    bad = set(fields) - set(MUTABLE)
+    if bad:
+        raise ValueError(f"update_run: cannot change {sorted(bad)}")
+    if "status" in fields and fields["status"] not in STATUSES:
+        raise ValueError(f"update_run: unknown status {fields['status']!r}")

@@ -1,0 +1,41 @@
+import pytest
+
+from server.settings import CORES, Settings, SettingsError
+
+
+def test_environment_then_overrides(tmp_path):
+    env = {"LI2_PORT": "9001", "LI2_QUOTA": "3", "LI2_ALLOWED_ORIGINS": "https://a.example, "
+           "http://b.example:8080/", "LI2_DATA_DIR": str(tmp_path), "LI2_INSTRUCTOR_TOKEN": ""}
+    s = Settings.load(env, quota=5, host=None)
+    assert (s.port, s.quota, s.host) == (9001, 5, "127.0.0.1")
+    assert s.allowed_origins == ("https://a.example", "http://b.example:8080")
+    assert s.instructor_token is None  # empty (compose default) means no token
+    assert 1 <= s.max_jobs <= CORES
+
+
+@pytest.mark.parametrize("env, field", [
+    ({"LI2_MAX_JOBS": str(CORES + 1)}, "max_jobs"),
+    ({"LI2_MAX_JOBS": "0"}, "max_jobs"),
+    ({"LI2_QUOTA": "0"}, "quota"),
+    ({"LI2_INSTRUCTOR_TOKEN": "short"}, "instructor_token"),
+    ({"LI2_ALLOWED_ORIGINS": "*"}, "allowed_origins"),
+    ({"LI2_ALLOWED_ORIGINS": "https://*.example.com"}, "allowed_origins"),
+    ({"LI2_ALLOWED_ORIGINS": "file:///etc"}, "allowed_origins"),
+    ({"LI2_WALL_TIME_LIMIT": "-1"}, "wall_time_limit"),
+    ({"LI2_PORT": "70000"}, "port"),
+    ({"LI2_START_METHOD": "fork"}, "start_method"),
+    ({"LI2_NOT_A_SETTING": "1"}, None),  # unknown variables are ignored, not errors
+])
+def test_unsafe_values_are_refused_naming_the_variable(env, field):
+    if field is None:
+        Settings.load(env)
+        return
+    with pytest.raises(SettingsError, match=f"LI2_{field.upper()}"):
+        Settings.load(env)
+
+
+def test_data_dir_must_not_be_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SettingsError, match="data_dir"):
+        Settings.load({}, data_dir=str(f))

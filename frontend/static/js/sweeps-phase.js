@@ -68,8 +68,8 @@ export function columnOf(values, p) {
   const first = (p - values[0]) / (values[1] - values[0]);
   const n = values.length - 1;
   const last = n + (p - values[n]) / (values[n] - values[n - 1]);
-  if (p < values[0]) return first >= -0.5 ? first : null;
-  return last <= n + 0.5 ? last : null;
+  if (p < values[0]) return first >= -0.5 - 1e-9 ? first : null;
+  return last <= n + 0.5 + 1e-9 ? last : null;
 }
 
 function cellColour(cell) {
@@ -91,9 +91,11 @@ function cellTitle(cell) {
 /** Draws ``view`` into ``container`` as SVG; each cell links to the dashboard of its run. */
 export function drawPhase(container, view) {
   const L = phaseLayout(view);
-  const cw = Math.max(34, Math.min(70, 760 / Math.max(1, L.xValues.length)));
-  const ch = Math.max(26, Math.min(44, 360 / Math.max(1, L.rows.length)));
-  const left = Math.min(260, 12 + 8.5 * Math.max(4, ...L.rows.map((r) => r.label.length)));
+  // big enough to read on a projector, narrow enough to fit the panel (scrolls below 36 px)
+  const left = Math.min(300, 14 + 9.5 * Math.max(4, ...L.rows.map((r) => r.label.length)));
+  const avail = (container.clientWidth || 960) - left - 24;
+  const cw = Math.max(36, Math.min(110, avail / Math.max(1, L.xValues.length)));
+  const ch = Math.max(30, Math.min(64, 420 / Math.max(1, L.rows.length)));
   const top = 14;
   const width = left + cw * L.xValues.length + 20;
   const height = top + ch * L.rows.length + 46;
@@ -114,7 +116,7 @@ export function drawPhase(container, view) {
       `class="phase-label">${escapeHtml(r.label || L.xAxis)}</text>`);
   });
   L.xValues.forEach((v, i) => {
-    parts.push(`<text x="${xOf(i)}" y="${top + ch * L.rows.length + 16}" text-anchor="middle" ` +
+    parts.push(`<text x="${xOf(i)}" y="${top + ch * L.rows.length + 18}" text-anchor="middle" ` +
       `class="phase-tick">${escapeHtml(fmt(v))}</text>`);
   });
   parts.push(`<text x="${left + (cw * L.xValues.length) / 2}" y="${height - 6}" ` +

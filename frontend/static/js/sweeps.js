@@ -177,6 +177,11 @@ function render() {
   $('counts').innerHTML = Object.entries(OUTCOME_LABELS).map(([k, label]) =>
     `<span class="count"><i style="background:${OUTCOME_COLOURS[k]}"></i>${label}: ` +
     `${view.counts?.[k] ?? 0}</span>`).join(' ');
+  $('phase-legend').innerHTML = Object.entries(OUTCOME_LABELS).map(([k, label]) =>
+    `<span><i style="background:${OUTCOME_COLOURS[k]}"></i>${label}</span>`).join('') +
+    '<span><i style="background:#56B4E9"></i>running</span>' +
+    '<span><i style="background:#f2f2f2;border:1px solid #ccc"></i>queued</span>' +
+    '<span><i style="background:#bbbbbb"></i>cancelled</span>';
   const rows = (view.boundaries ?? []).map((b) => `<tr><td>${escapeHtml(b.group)}</td>` +
     `<td>${b.p_star === null ? 'outside the range' : b.p_star.toFixed(4)}</td>` +
     `<td>${b.p_crit.toFixed(4)}</td></tr>`).join('');
@@ -187,6 +192,7 @@ function render() {
   $('csv-link').href = `/api/sweeps/${view.id}/outcomes.csv`;
   $('csv-link').hidden = false;
   page.debug.cellsDone = done;
+  updateButtons();
 }
 
 async function refreshList() {

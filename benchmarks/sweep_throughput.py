@@ -1,0 +1,68 @@
+"""A 16-run sweep trained batched (li2core.batched) vs one by one (train()), in one process on
+one core; prints seconds and the ratio, and checks that both give the same outcomes.
+
+    .venv/bin/python benchmarks/sweep_throughput.py [--steps 200] [--case Z23:48 --case Z41:88]
+
+Times are CPU seconds of this process (time.process_time), which other jobs on a shared
+machine disturb less than wall time; the wall-time ratio is printed too. With --device cuda
+both columns are wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from li2core import RunConfig, train
+from li2core.sweep import SweepConfig, run_sweep
+
+
+def sixteen_runs(group: str, hidden: int, steps: int, eval_every: int,
+                 device: str = "cpu") -> SweepConfig:
+    """4 train fractions × 4 seeds around the group's boundary, the shape of a real sweep."""
+    base = RunConfig(group=group, hidden=hidden, lr=5e-3, weight_decay=1e-3, steps=steps,
+                     eval_every=eval_every, snapshot_every=max(steps, 1), device=device)
+    return SweepConfig(name=f"bench-{group}", base=base,
+                       grid={"train_fraction": [0.2, 0.3, 0.4, 0.5], "seed": [0, 1, 2, 3]})
+
+
+def timed(fn):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--eval-every", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--case", action="append", metavar="GROUP:HIDDEN",
+                        help="default: Z23:48 and Z41:88 (M ≤ 41, hidden ≥ 2M − 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    # the first torch.optim step imports torch._dynamo (seconds): keep it out of the timing
+    list(train(RunConfig(group="Z5", hidden=8, steps=2, device=args.device), instruments=False))
+    print(f"16 runs × {args.steps} steps, eval_every {args.eval_every}, 1 thread, "
+          f"{args.device}" + (" (times: wall seconds)" if args.device == "cuda" else ""))
+    print(f"{'case':>10} {'one-by-one':>12} {'batched':>10} {'ratio':>7} {'wall ratio':>11} "
+          f"{'outcome≠':>8} {'max Δtest':>12}")
+    for case in args.case or ["Z23:48", "Z41:88"]:
+        group, hidden = case.split(":")
+        sweep = sixteen_runs(group, int(hidden), args.steps, args.eval_every, args.device)
+        solo, c_solo, w_solo = timed(lambda s=sweep: run_sweep(s, batched=False))
+        batched, c_bat, w_bat = timed(lambda s=sweep: run_sweep(s, batched=True))
+        if args.device == "cuda":  # the host CPU mostly waits on the GPU: wall time counts
+            c_solo, c_bat = w_solo, w_bat
+        # float rounding differs (batched matmuls), so long runs may drift apart slightly
+        flips = sum(a.outcome != b.outcome for a, b in zip(solo, batched, strict=True))
+        drift = max(abs(a.final["test_acc"] - b.final["test_acc"])
+                    for a, b in zip(solo, batched, strict=True))
+        print(f"{case:>10} {c_solo:11.2f}s {c_bat:9.2f}s {c_solo / c_bat:6.2f}× "
+              f"{w_solo / w_bat:10.2f}× {flips:>8d} {drift:12.4f}")
+
+
+if __name__ == "__main__":
+    main()

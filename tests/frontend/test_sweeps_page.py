@@ -1,0 +1,92 @@
+"""The sweeps page in chromium: phase layout maths, and a real smoke sweep on `li2 serve` whose
+cells are coloured by outcome, carry the p_crit overlay and open their run on click."""
+
+from __future__ import annotations
+
+import mimetypes
+
+import pytest
+
+from .helpers import ROOT
+
+pytestmark = pytest.mark.browser
+
+STATIC = ROOT / "frontend" / "static"
+ORIGIN = "http://li2.test"
+
+
+@pytest.fixture
+def module_page(page):
+    def serve(route):
+        path = route.request.url[len(ORIGIN):].split("?")[0]
+        if path == "/":
+            return route.fulfill(body="<!doctype html><title>t</title>", content_type="text/html")
+        file = (STATIC / path.lstrip("/")).resolve()
+        if STATIC in file.parents and file.is_file():
+            ctype = "text/javascript" if file.suffix == ".js" else (
+                mimetypes.guess_type(file.name)[0] or "application/octet-stream")
+            return route.fulfill(body=file.read_bytes(), content_type=ctype)
+        return route.fulfill(status=404, body="not found")
+
+    page.route(f"{ORIGIN}/**", serve)
+    page.goto(f"{ORIGIN}/")
+    return page
+
+
+def test_phase_layout_puts_p_on_x_and_seeds_side_by_side(module_page):
+    got = module_page.evaluate("""async () => {
+        const { phaseLayout, columnOf } = await import('/js/sweeps-phase.js');
+        const cells = [];
+        let i = 0;
+        for (const g of ['Z23', 'Z41']) for (const p of [0.4, 0.2, 0.3]) for (const s of [0, 1])
+            cells.push({ index: i, run_id: `r${i++}`, point: { group: g, train_fraction: p,
+                         seed: s }, status: 'completed', outcome: 'memorised',
+                         p_crit: g === 'Z23' ? 0.3747 : 0.2489 });
+        const L = phaseLayout({ axes: ['group', 'train_fraction', 'seed'], cells });
+        return { x: L.xAxis, xs: L.xValues, rows: L.rows.map((r) => r.label), pOnX: L.pOnX,
+                 first: L.cells.slice(0, 2).map((c) => [c.row, c.col, c.slot, c.slots]),
+                 mid: columnOf(L.xValues, 0.25), out: columnOf(L.xValues, 0.9),
+                 edge: columnOf(L.xValues, 0.15) };
+    }""")
+    assert got["x"] == "train_fraction" and got["xs"] == [0.2, 0.3, 0.4] and got["pOnX"]
+    assert got["rows"] == ["group=Z23", "group=Z41"]
+    assert got["first"] == [[0, 2, 0, 2], [0, 2, 1, 2]]  # p = 0.4 is the third column
+    assert got["mid"] == pytest.approx(0.5) and got["out"] is None
+    assert got["edge"] == pytest.approx(-0.5)
+
+
+def test_a_smoke_sweep_from_the_page(server, page):
+    page.goto(f"{server.url}/sweeps.html#preset=smoke")
+    page.wait_for_function("window.__sweeps && window.__sweeps.ready")
+    assert '"train_fraction": [' in page.input_value("#sweep-spec")
+    page.click("#sweep-start")
+    page.wait_for_function("window.__sweeps.sweepId && window.__sweeps.status === 'completed'"
+                           " && window.__sweeps.cellsDone === 4", timeout=120_000)
+    cells = page.eval_on_selector_all(
+        ".phase-cell", "els => els.map(e => [e.dataset.outcome, e.getAttribute('href')])")
+    assert sorted(o for o, _ in cells) == ["generalised"] * 2 + ["memorised"] * 2
+    assert all(href.startswith("/#run=") for _, href in cells)
+    assert page.locator(".phase-pcrit-dot").count() == 1  # one group: one p_crit point
+    assert page.locator(".phase-pstar").count() == 1
+    assert "0.5991" in page.inner_text("#boundaries")  # Z11's p_crit beside measured p*
+    assert page.is_disabled("#sweep-stop")
+    with page.context.expect_page() as opened:
+        page.click(".phase-cell >> nth=0")
+    run_page = opened.value
+    # the dashboard replays the stored run: a sweep's cell is an ordinary, finished run
+    run_page.wait_for_function("window.__li2 && window.__li2.ready && "
+                               "window.__li2.status === 'completed' && window.__li2.lastStep "
+                               "=== 300", timeout=30_000)
+    assert run_page.evaluate("window.__li2.runId") == cells[0][1].split("=")[1]
+    assert page.errors == []
+
+
+def test_a_bad_spec_shows_the_field(server, page):
+    page.goto(f"{server.url}/sweeps.html#preset=smoke")
+    page.wait_for_function("window.__sweeps && window.__sweeps.ready")
+    page.fill("#sweep-spec", '{"grid": {"lr": [0.1, 7]}}')
+    page.click("#sweep-start")
+    page.wait_for_function("document.getElementById('spec-error').textContent.length > 0")
+    assert "grid.lr: grid point (lr=7)" in page.inner_text("#spec-error")
+    page.fill("#sweep-spec", "{not json")
+    assert "not JSON" in page.inner_text("#spec-error")

@@ -1,0 +1,175 @@
+"""The batched engine against train() run one by one, autograd and torch.optim."""
+
+import math
+
+import pytest
+import torch
+
+from li2core import RunConfig, train
+from li2core.batched import BatchedRuns, batch_key, plan_batches, train_batched
+from li2core.batched_optim import make_batched_optimizer
+from li2core.model import features, loss_fn
+from li2core.optim import make_optimizers
+
+BASE = dict(group="Z13", hidden=24, steps=50, snapshot_every=25)
+# runs differing in p, weight decay, lr and seed: each must match its own solo run
+VARIANTS = [dict(train_fraction=0.3, lr=5e-3, weight_decay=5e-5, seed=0),
+            dict(train_fraction=0.5, lr=1e-2, weight_decay=1e-3, seed=1),
+            dict(train_fraction=0.7, lr=2e-3, weight_decay=0.0, seed=2),
+            dict(train_fraction=0.5, lr=5e-3, weight_decay=1e-4, seed=7, top_init_scale=0.5)]
+
+
+def _solo(config):
+    rows, snaps, summary = [], {}, None
+    for e in train(config, instruments=False):
+        if e.kind == "metrics":
+            rows.append(e.row())
+        elif e.kind == "snapshot":
+            snaps[e.step] = e.arrays
+        elif e.kind == "finished":
+            summary = e.summary
+    return rows, snaps, summary
+
+
+def _batched(configs, **kw):
+    rows = [[] for _ in configs]
+    snaps = [{} for _ in configs]
+    summaries = [None] * len(configs)
+    for i, e in train_batched(configs, **kw):
+        if e.kind == "metrics":
+            rows[i].append(e.row())
+        elif e.kind == "snapshot":
+            snaps[i][e.step] = e.arrays
+        elif e.kind == "finished":
+            summaries[i] = e.summary
+    return rows, snaps, summaries
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"optimizer": "adamw"},
+    {"optimizer": "sgd"},
+    {"optimizer": "muon"},
+    {"top_layer": "ridge"},
+    {"loss": "cross_entropy", "activation": "relu"},
+    {"activation": "silu", "eval_every": 3},
+    {"activation": "relu_square", "top_init_scale": 0.0},
+], ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()) or "adam")
+def test_same_seeds_give_the_same_numbers_as_train(extra):
+    configs = [RunConfig(**{**BASE, **v, **extra}) for v in VARIANTS]
+    if extra.get("optimizer") == "sgd":  # SGD needs a larger step to move in 50 steps
+        configs = [c.with_(lr=c.lr * 20) for c in configs]
+    got_rows, got_snaps, got_sum = _batched(configs)
+    for c, rows, snaps, summary in zip(configs, got_rows, got_snaps, got_sum, strict=True):
+        ref_rows, ref_snaps, ref_sum = _solo(c)
+        assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
+        for a, b in zip(ref_rows, rows, strict=True):
+            # equal counts of correct rows (a CUDA mean may round the fraction differently)
+            for key in ("train_acc", "test_acc"):
+                assert b[key] == pytest.approx(a[key], abs=1e-6), (key, a["step"])
+            for key in ("train_loss", "test_loss", "w_norm", "v_norm"):
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-7), (key, a["step"])
+        assert sorted(snaps) == sorted(ref_snaps) == [0, 25, 50]
+        for step in snaps:  # weights: the ridge solve amplifies rounding to ~3e-5 absolute
+            for name in ("W", "V"):
+                torch.testing.assert_close(torch.from_numpy(snaps[step][name]),
+                                           torch.from_numpy(ref_snaps[step][name]),
+                                           rtol=1e-4, atol=1e-4)
+        assert summary["first_step"] == ref_sum["first_step"]
+        assert summary["steps_done"] == ref_sum["steps_done"] == 50
+    # the runs really differ: a batch that mixed them up could not pass the checks above
+    finals = {round(s["final"]["train_loss"], 6) for s in got_sum}
+    assert len(finals) == len(configs)
+
+
+@pytest.mark.parametrize("activation,loss,top", [
+    ("square", "mse", "trained"), ("relu", "mse", "trained"), ("silu", "cross_entropy",
+                                                                  "trained"),
+    ("relu_square", "cross_entropy", "ridge"), ("square", "mse", "ridge")])
+def test_hand_written_gradients_match_autograd(activation, loss, top):
+    configs = [RunConfig(**{**BASE, **v, "activation": activation, "loss": loss,
+                            "top_layer": top}) for v in VARIANTS[:3]]
+    batch = BatchedRuns(configs)
+    batch.forward(full=True)
+    grads = batch.gradients()
+    for r, data in enumerate(batch.datasets):
+        data = data.to(batch.device)
+        w = batch.w[r].clone().requires_grad_(True)
+        v = batch.v[r].clone().requires_grad_(top == "trained")
+        tr = data.train_idx
+        out = features(w, data.a[tr], data.b[tr], activation) @ v
+        loss_fn(out, data.label[tr], loss).backward()
+        torch.testing.assert_close(grads[0][r], w.grad, rtol=1e-4, atol=1e-6)
+        if top == "trained":
+            torch.testing.assert_close(grads[1][r], v.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "muon"])
+def test_batched_optimizers_follow_torch_optim(name):
+    gen = torch.Generator().manual_seed(0)
+    lrs, wds = [1e-2, 3e-3, 5e-2], [0.0, 1e-3, 1e-2]
+    w0 = torch.randn(3, 10, 6, generator=gen)
+    v0 = torch.randn(3, 6, 4, generator=gen)
+    grads = [(torch.randn(3, 10, 6, generator=gen), torch.randn(3, 6, 4, generator=gen))
+             for _ in range(5)]
+    w, v = w0.clone(), v0.clone()
+    opt = make_batched_optimizer(name, torch.tensor(lrs), torch.tensor(wds))
+    for gw, gv in grads:
+        opt.step([w, v], [gw, gv])
+    for r in range(3):
+        pw, pv = w0[r].clone().requires_grad_(), v0[r].clone().requires_grad_()
+        opts = make_optimizers(name, pw, pv, lrs[r], wds[r])
+        for gw, gv in grads:
+            pw.grad, pv.grad = gw[r].clone(), gv[r].clone()
+            for o in opts:
+                o.step()
+        torch.testing.assert_close(w[r], pw.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(v[r], pv.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("top", ["trained", "ridge"])
+def test_a_diverged_run_leaves_its_batch_mates_alone(top):
+    configs = [RunConfig(**{**BASE, **v, "top_layer": top, "steps": 10})
+               for v in VARIANTS[:3]]
+    clean = BatchedRuns([configs[0], configs[2]])
+    broken = BatchedRuns(configs)
+    broken.w[1, 0, 0] = math.nan
+    for _ in range(10):
+        for batch in (clean, broken):
+            batch.forward(full=True)
+            batch.step()
+    for batch in (clean, broken):
+        batch.forward(full=True)
+    m_clean, m_broken = clean.metrics(), broken.metrics()
+    assert not torch.isfinite(m_broken[1, 0])  # run 1's train loss is NaN
+    torch.testing.assert_close(m_broken[[0, 2]], m_clean, rtol=1e-5, atol=1e-7)
+
+
+def test_plan_batches_groups_by_shared_fields_and_memory():
+    a = [RunConfig(group="Z11", hidden=16, train_fraction=p, seed=s)
+         for p in (0.7, 0.3) for s in range(3)]
+    b = [RunConfig(group="Z13", hidden=16, train_fraction=0.5)]
+    configs = [a[0], b[0], *a[1:]]
+    plan = plan_batches(configs)
+    assert plan == [[4, 5, 6, 0, 2, 3], [1]]  # first-seen key order, sorted by p inside
+    assert batch_key(a[0]) == batch_key(a[4]) != batch_key(b[0])
+    small = plan_batches(configs, max_elements=2 * 11 * 11 * 16)
+    assert [len(x) for x in small] == [2, 2, 2, 1]
+
+
+def test_runs_with_different_shared_fields_refuse_to_batch():
+    with pytest.raises(ValueError, match="share every field"):
+        BatchedRuns([RunConfig(group="Z11", hidden=16), RunConfig(group="Z11", hidden=24)])
+
+
+def test_stop_ends_every_run_of_the_batch():
+    configs = [RunConfig(**{**BASE, **v}) for v in VARIANTS[:2]]
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] >= 5
+
+    _, _, summaries = _batched(configs, stop=stop, snapshots=False)
+    for s in summaries:
+        assert s["stopped"] and s["steps_done"] == 4

@@ -80,6 +80,7 @@ class ParentPart(_Part):
 class LineagePart(_Part):
     parent: ParentPart | None = None
     imported_from: dict | None = None
+    sweep: dict | None = None  # a sweep's cell: {id, index, point}
 
 
 class RunPart(_Part):

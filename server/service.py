@@ -11,6 +11,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +21,7 @@ from li2core.config import RunConfig
 from .hub import Hub
 from .jobs import JobQueue, Runner, WorkerMessage
 from .settings import Settings
-from .store import TERMINAL, RunRecord, RunStore, StageRecord
+from .store import ACTIVE, TERMINAL, RunRecord, RunStore, StageRecord
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,24 @@ class LiveRun:
     initial: dict | None = None  # {"W", "V", "step"}: a fork starts from stored weights
 
 
+@dataclass(eq=False)
+class GuestJob:
+    """A job that is not a run (a sweep) but holds a slot of the run queue like one."""
+
+    start: Callable[[], None]  # called on the loop when the job gets its slot
+    moved: Callable[[int], None]  # its queue position changed while it waits
+
+
+def sweep_hint(view: dict) -> str | None:
+    """Why an active sweep cell cannot be cancelled or deleted on its own, else None."""
+    sweep = view.get("sweep")
+    if not sweep or view["status"] not in ACTIVE:
+        return None
+    return (f"run {view['id']} is cell {sweep['index']} of sweep {sweep['id']}, whose runs "
+            f"train together in one process: cancel the whole sweep with "
+            f"POST /api/sweeps/{sweep['id']}/cancel")
+
+
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
@@ -61,6 +80,7 @@ def run_view(record: RunRecord, queue_position: int | None = None) -> dict:
         "summary": record.summary, "error": record.error, "last_seq": record.last_seq,
         "parent": (record.lineage or {}).get("parent"),  # fork: {run_id, step, changes}
         "imported_from": (record.lineage or {}).get("imported_from"),
+        "sweep": (record.lineage or {}).get("sweep"),  # a sweep's cell: {id, index, point}
     }
 
 
@@ -72,6 +92,10 @@ class RunService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._starting: set[asyncio.Task] = set()
+        # sweeps (server/jobs/sweep_service.py) queue here as guests and train their cells
+        # themselves; guest_view gives the live view of such a cell (None: not one)
+        self._guests: dict[str, GuestJob] = {}
+        self.guest_view: Callable[[str], dict | None] = lambda run_id: None
 
     async def start(self) -> list[str]:
         """Bind to the running loop; runs a previous server left active become interrupted."""
@@ -82,7 +106,8 @@ class RunService:
     # -- queries -------------------------------------------------------------------------------
     def view(self, run_id: str) -> dict | None:
         live = self.live.get(run_id)
-        return run_view(live.record, self.jobs.position(run_id)) if live else None
+        return run_view(live.record, self.jobs.position(run_id)) if live else \
+            self.guest_view(run_id)
 
     async def get(self, run_id: str) -> dict:
         view = self.view(run_id)
@@ -94,8 +119,11 @@ class RunService:
         view["children"] = await asyncio.to_thread(self.store.children, run_id)
         return view
 
-    async def list(self, limit: int) -> list[dict]:
-        records = await asyncio.to_thread(self.store.list_runs, limit)
+    async def list(self, limit: int, *, include_sweeps: bool = False,
+                   sweep: str | None = None) -> list[dict]:
+        """Newest first; a sweep's cells only with ``include_sweeps`` or ``sweep`` (its id)."""
+        records = await asyncio.to_thread(self.store.list_runs, limit,
+                                          include_sweeps=include_sweeps, sweep=sweep)
         views = [self.view(r.id) or run_view(r) for r in records]
         # forks are newer than their parent, so a listed parent's children are listed too
         kids: dict[str, list[str]] = {}
@@ -130,7 +158,7 @@ class RunService:
         live = self.live.get(run_id)
         if live is None:
             view = await self.get(run_id)  # raises RunNotFound
-            raise RunConflict(f"run {run_id} is already {view['status']}")
+            raise RunConflict(sweep_hint(view) or f"run {run_id} is already {view['status']}")
         if live.record.status == "queued":
             self._finish(live, "cancelled", None)
         elif not live.cancel_requested:
@@ -143,19 +171,48 @@ class RunService:
         if run_id in self.live:
             raise RunConflict(f"run {run_id} is {self.live[run_id].record.status}; "
                               "cancel it before deleting")
+        guest = self.guest_view(run_id)
+        if guest is not None and (hint := sweep_hint(guest)):
+            raise RunConflict(hint)
         if not await asyncio.to_thread(self.store.delete_run, run_id):
             raise RunNotFound(run_id)
 
     # -- scheduling ----------------------------------------------------------------------------
+    def queue_guest(self, job_id: str, job: GuestJob) -> None:
+        """Queue a guest behind the jobs already waiting (its owner did the admission checks);
+        ``job.start`` runs once it has a slot, perhaps before this returns."""
+        self._guests[job_id] = job
+        self.jobs.enqueue(job_id)
+        self._schedule()
+
+    def release_guest(self, job_id: str, *, schedule: bool = True) -> None:
+        """A guest ended or was cancelled: free its slot or its place in the queue."""
+        self._guests.pop(job_id, None)
+        was_queued = job_id in self.jobs.queued
+        self.jobs.remove(job_id)
+        if was_queued:
+            self._queue_moved()
+        if schedule and not self._closing:
+            self._schedule()
+
     def _schedule(self) -> None:
         started = False
-        while (run_id := self.jobs.next_to_start()) is not None:
-            self._launch(self.live[run_id])
+        while (job_id := self.jobs.next_to_start()) is not None:
+            if job_id in self._guests:
+                self._guests[job_id].start()
+            else:
+                self._launch(self.live[job_id])
             started = True
         if started:  # everyone still waiting moved up
-            for run_id in self.jobs.queued:
-                self._publish(run_id, {"type": "status", "status": "queued",
-                                       "queue_position": self.jobs.position(run_id)})
+            self._queue_moved()
+
+    def _queue_moved(self) -> None:
+        for position, job_id in enumerate(self.jobs.queued, 1):
+            if job_id in self._guests:
+                self._guests[job_id].moved(position)
+            else:
+                self._publish(job_id, {"type": "status", "status": "queued",
+                                       "queue_position": position})
 
     def _launch(self, live: LiveRun) -> None:
         rec = live.record
@@ -278,9 +335,7 @@ class RunService:
         was_queued = rec.id in self.jobs.queued
         self.jobs.remove(rec.id)
         if was_queued:
-            for run_id in self.jobs.queued:
-                self._publish(run_id, {"type": "status", "status": "queued",
-                                       "queue_position": self.jobs.position(run_id)})
+            self._queue_moved()
         if not self._closing:
             self._schedule()
 

@@ -41,6 +41,10 @@ class JobQueue:
         self._client[run_id] = client
         self.queued.append(run_id)
 
+    def enqueue(self, job_id: str) -> None:
+        """Queue a job admitted elsewhere (a sweep has its own quota and queue limit)."""
+        self.queued.append(job_id)
+
     def next_to_start(self) -> str | None:
         """Move the head of the queue to running if a slot is free."""
         if self.queued and len(self.running) < self.max_jobs:

@@ -1,6 +1,8 @@
-"""SweepService: admits sweeps, runs one at a time on a SweepRunner, stores each grid point as
-an ordinary run (viewable at /api/runs/{id}) and streams the sweep's progress to subscribers.
+"""SweepService: admits sweeps, runs them on a SweepRunner, stores each grid point as an
+ordinary run (viewable at /api/runs/{id}) and streams the sweep's progress to subscribers.
 
+A sweep is one worker process, so it waits for a slot of the run queue like a run (a guest of
+the RunService); each cell streams into the RunService's hub, so /ws/runs/{cell} is live.
 Lives on the event loop; one reader thread per running sweep hands messages to the loop.
 """
 
@@ -11,7 +13,6 @@ import logging
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -20,8 +21,8 @@ from li2core.phase_boundary import fit_constant, measured_boundaries
 from li2core.sweep import SweepConfig
 from li2core.theory import P_CRIT_CONSTANT, p_crit
 
-from ..service import iso
-from ..store import RunRecord, RunStore
+from ..service import GuestJob, RunService, iso, run_view
+from ..store import RunRecord
 from .runner import WorkerMessage
 from .scheduler import QueueFull, QuotaExceeded
 from .sweep_store import SWEEP_ACTIVE, SweepRecord, SweepStore
@@ -29,7 +30,6 @@ from .sweep_worker import SweepRunner
 
 log = logging.getLogger(__name__)
 
-MAX_RUNNING = 1  # a sweep is already R runs in one process; more would crowd out single runs
 MAX_QUEUED = 16
 ACTIVE_PER_CLIENT = 1
 
@@ -46,7 +46,7 @@ class SweepConflict(Exception):
 class LiveSweep:
     record: SweepRecord
     sweep: SweepConfig
-    seqs: list[int]
+    runs: list[RunRecord]  # the cells as runs, kept up to date for the live run views
     handle: Any = None
     cancel_requested: bool = False
     failure: str | None = None
@@ -87,12 +87,14 @@ def sweep_view(rec: SweepRecord, queue_position: int | None = None,
 
 
 class SweepService:
-    def __init__(self, runs: RunStore, sweeps: SweepStore, runner: SweepRunner,
+    def __init__(self, service: RunService, sweeps: SweepStore, runner: SweepRunner,
                  wall_time_limit: float, quota: int = ACTIVE_PER_CLIENT) -> None:
-        self.runs, self.store, self.runner = runs, sweeps, runner
+        self.service, self.runs, self.hub = service, service.store, service.hub
+        self.store, self.runner = sweeps, runner
         self.wall_time_limit, self.quota = wall_time_limit, quota
         self.live: dict[str, LiveSweep] = {}
-        self.queue: deque[str] = deque()
+        self.cells: dict[str, tuple[LiveSweep, int]] = {}  # run id → its active sweep, index
+        service.guest_view = self.cell_view
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._starting: set[asyncio.Task] = set()
@@ -104,7 +106,16 @@ class SweepService:
 
     # -- queries -------------------------------------------------------------------------------
     def _position(self, sweep_id: str) -> int | None:
-        return self.queue.index(sweep_id) + 1 if sweep_id in self.queue else None
+        return self.service.jobs.position(sweep_id)
+
+    def cell_view(self, run_id: str) -> dict | None:
+        """The run resource of a cell of an active sweep (it waits in its sweep's place)."""
+        if (entry := self.cells.get(run_id)) is None:
+            return None
+        live, index = entry
+        record = live.runs[index]
+        return run_view(record, self._position(live.record.id)
+                        if record.status == "queued" else None)
 
     async def get(self, sweep_id: str) -> dict:
         live = self.live.get(sweep_id)
@@ -132,8 +143,9 @@ class SweepService:
         if mine >= self.quota:
             raise QuotaExceeded(f"quota: this client already has {mine} active sweep(s) (the "
                                 "limit); wait for it to finish or cancel it")
-        if len(self.queue) >= MAX_QUEUED:
-            raise QueueFull(f"queue full: {len(self.queue)} sweeps are waiting; try later")
+        waiting = sum(1 for s in self.live.values() if s.record.status == "queued")
+        if waiting >= MAX_QUEUED:
+            raise QueueFull(f"queue full: {waiting} sweeps are waiting; try later")
         sweep_id = secrets.token_hex(6)
         now = time.time()
         configs = sweep.configs()
@@ -157,9 +169,12 @@ class SweepService:
             self.store.put(rec)
 
         await asyncio.to_thread(persist)
-        self.live[sweep_id] = LiveSweep(rec, sweep, [0] * len(cells))
-        self.queue.append(sweep_id)
-        self._schedule()
+        live = self.live[sweep_id] = LiveSweep(rec, sweep, records)
+        for index, record in enumerate(records):
+            self.cells[record.id] = (live, index)
+            self.hub.open(record.id)
+        self.service.queue_guest(sweep_id, GuestJob(start=lambda: self._start(live),
+                                                    moved=lambda pos: self._moved(live, pos)))
         return await self.get(sweep_id)
 
     async def cancel(self, sweep_id: str) -> dict:
@@ -190,23 +205,24 @@ class SweepService:
         if live is not None:
             live.subscribers.discard(q)
 
-    # -- scheduling ----------------------------------------------------------------------------
-    def _schedule(self) -> None:
-        running = sum(1 for s in self.live.values() if s.record.status == "running")
-        while self.queue and running < MAX_RUNNING and not self._closing:
-            live = self.live[self.queue.popleft()]
-            rec = live.record
-            rec.status, rec.started_at = "running", time.time()
-            self.store.put(rec)
-            self._publish(live, {"type": "status", "status": "running"})
-            live.timer = self._loop.call_later(self.wall_time_limit, self._time_up, rec.id)
-            task = asyncio.ensure_future(self._start_worker(live))
-            self._starting.add(task)
-            task.add_done_callback(self._starting.discard)
-            running += 1
-        for sweep_id in self.queue:
-            self._publish(self.live[sweep_id], {"type": "status", "status": "queued",
-                                                "queue_position": self._position(sweep_id)})
+    # -- scheduling (the RunService's job queue calls these) ------------------------------------
+    def _start(self, live: LiveSweep) -> None:
+        """The sweep got a job slot: start its worker."""
+        rec = live.record
+        rec.status, rec.started_at = "running", time.time()
+        self.store.put(rec)
+        self._publish(live, {"type": "status", "status": "running", "queue_position": None})
+        live.timer = self._loop.call_later(self.wall_time_limit, self._time_up, rec.id)
+        task = asyncio.ensure_future(self._start_worker(live))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    def _moved(self, live: LiveSweep, position: int) -> None:
+        status = {"type": "status", "status": "queued", "queue_position": position}
+        self._publish(live, status)
+        for record in live.runs:
+            if (channel := self.hub.get(record.id)) is not None:
+                channel.publish(status)
 
     async def _start_worker(self, live: LiveSweep) -> None:
         rec = live.record
@@ -250,9 +266,23 @@ class SweepService:
         for q in live.subscribers:
             q.put_nowait({**message, "sweep_id": live.record.id})
 
-    def _next_seq(self, live: LiveSweep, index: int) -> int:
-        live.seqs[index] += 1
-        return live.seqs[index]
+    def _update_cell(self, live: LiveSweep, index: int, **fields) -> None:
+        record = live.runs[index]
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self.runs.update_run(record.id, **fields)
+
+    def _end_cell(self, live: LiveSweep, index: int, status: str, error: str | None) -> None:
+        """Persist a cell's terminal state, tell its viewers and close its channel."""
+        record = live.runs[index]
+        if (channel := self.hub.get(record.id)) is not None:
+            channel.publish({"type": "status", "status": status, "queue_position": None,
+                             "error": error})
+            record.last_seq = channel.publish({"type": "finished", "status": status,
+                                               "summary": record.summary, "error": error})
+        self._update_cell(live, index, status=status, error=error, finished_at=time.time(),
+                          summary=record.summary, last_seq=record.last_seq)
+        self.hub.close(record.id)
 
     def _on_message(self, sweep_id: str, message: WorkerMessage) -> None:
         live = self.live.get(sweep_id)
@@ -260,20 +290,29 @@ class SweepService:
             return
         kind, data = message
         rec = live.record
+        # a cell's messages go to its run channel (live viewers), then to the store with the
+        # channel's seq, exactly as RunService does for a run
         if kind == "metrics":
             for index, rows in data.items():
                 run_id = rec.cells[index]["run_id"]
-                self.runs.add_metrics(run_id, self._next_seq(live, index), rows)
+                if (channel := self.hub.get(run_id)) is not None:
+                    seq = channel.publish({"type": "metrics", "rows": rows})
+                    self.runs.add_metrics(run_id, seq, rows)
         elif kind == "snapshot":
             index, step, arrays = data
-            self.runs.add_snapshot(rec.cells[index]["run_id"], self._next_seq(live, index),
-                                   step, arrays)
+            run_id = rec.cells[index]["run_id"]
+            if (channel := self.hub.get(run_id)) is not None:
+                self.runs.add_snapshot(run_id, channel.publish_snapshot(step, arrays), step,
+                                       arrays)
         elif kind == "cell_started":
             index, started = data
             cell = rec.cells[index]
             cell["status"] = "running"
-            self.runs.update_run(cell["run_id"], status="running", started_at=time.time(),
-                                 started=started)
+            self._update_cell(live, index, status="running", started_at=time.time(),
+                              started=started)
+            if (channel := self.hub.get(cell["run_id"])) is not None:
+                channel.publish({"type": "status", "status": "running", "queue_position": None,
+                                 "started": started})
             self._publish(live, {"type": "cell", "cell": cell})
         elif kind == "cell_finished":
             self._cell_finished(live, *data)
@@ -295,8 +334,8 @@ class SweepService:
                     steps=summary.get("steps_done", 0),
                     **{"first_test_acc_0.9": (summary.get("first_step") or {}).get(
                         "test_acc>=0.9")})
-        self.runs.update_run(cell["run_id"], status=cell["status"], finished_at=time.time(),
-                             summary=summary, last_seq=live.seqs[index])
+        live.runs[index].summary = summary
+        self._end_cell(live, index, cell["status"], None)
         self.store.put(live.record)
         self._publish(live, {"type": "cell", "cell": cell})
 
@@ -323,8 +362,7 @@ class SweepService:
         for cell in rec.cells:
             if cell["status"] in SWEEP_ACTIVE:
                 cell["status"] = cell_status
-                self.runs.update_run(cell["run_id"], status=cell_status, finished_at=now,
-                                     error=error, last_seq=live.seqs[cell["index"]])
+                self._end_cell(live, cell["index"], cell_status, error)
         rec.status, rec.error, rec.finished_at = status, error, now
         rec.result = boundary_report(live.sweep, rec.cells)
         self.store.put(rec)
@@ -333,10 +371,10 @@ class SweepService:
         for q in live.subscribers:
             q.put_nowait(None)  # end of stream
         del self.live[rec.id]
-        if rec.id in self.queue:
-            self.queue.remove(rec.id)
-        if not self._closing:
-            self._schedule()
+        for record in live.runs:
+            self.cells.pop(record.id, None)
+        # free the job slot (or the place in the queue); at shutdown start nothing new
+        self.service.release_guest(rec.id, schedule=not self._closing)
 
     async def shutdown(self) -> None:
         self._closing = True

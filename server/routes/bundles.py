@@ -51,11 +51,14 @@ async def _body(request: Request, cap: int) -> bytes:
 
 
 def _imported(bundle: Bundle, client: str) -> RunRecord:
-    """A new local id; the exporter's id and times go into the lineage."""
+    """A new local id; the exporter's id and times go into the lineage. A sweep's cell arrives
+    as a plain run (its sweep is not here), remembering which cell it was."""
     run = bundle.run
     lineage = run.lineage.model_dump(exclude_none=True) if run.lineage else {}
     lineage["imported_from"] = {"run_id": run.id, "created_at": iso(run.created_at),
                                 "exported_at": bundle.exported_at}
+    if "sweep" in lineage:
+        lineage["imported_from"]["sweep"] = lineage.pop("sweep")
     return RunRecord(
         id=secrets.token_hex(6), status=run.status, config=run.config.model_dump(),
         created_at=time.time(), client=client, max_steps_per_s=run.max_steps_per_s,

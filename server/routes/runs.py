@@ -41,9 +41,13 @@ async def create_run(
 
 
 @router.get("")
-async def list_runs(service: ServiceDep,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
-    return await service.list(limit)
+async def list_runs(
+    service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    include_sweeps: Annotated[bool, Query(description="also list the runs of sweeps")] = False,
+    sweep: Annotated[str | None, Query(description="only the runs of this sweep")] = None,
+) -> list[dict]:
+    """Newest first; a sweep's cells (up to 256 each) only when asked for."""
+    return await service.list(limit, include_sweeps=include_sweeps, sweep=sweep)
 
 
 @router.get("/{run_id}")

@@ -38,13 +38,14 @@ _AXIS = re.compile(r"^(?:Value error, )?(grid|zipped)(?:\.(\w+))?")
 
 
 async def start_service(app: FastAPI, settings: Settings, runs: RunStore) -> SweepService:
-    """Called by the app's lifespan: the sweep store beside the run store, a process runner
-    unless a test put another one in ``app.state.sweep_runner``."""
+    """Called by the app's lifespan after the RunService (``app.state.service``, whose store is
+    ``runs``): the sweep store beside the run store, a process runner unless a test put
+    another one in ``app.state.sweep_runner``. Sweeps take the RunService's job slots."""
     store = (SqliteSweepStore(settings.data_dir / "sweeps.sqlite") if settings.store == "sqlite"
              else MemorySweepStore())
     runner = getattr(app.state, "sweep_runner", None) or LocalSweepRunner(
         settings.start_method, settings.cancel_grace)
-    service = SweepService(runs, store, runner, settings.wall_time_limit)
+    service = SweepService(app.state.service, store, runner, settings.wall_time_limit)
     await service.start()
     app.state.sweeps = service
     return service

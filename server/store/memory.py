@@ -39,9 +39,17 @@ class MemoryRunStore:
             rec = self._runs.get(run_id)
             return copy.deepcopy(rec) if rec else None
 
-    def list_runs(self, limit: int = 100) -> list[RunRecord]:
+    def list_runs(self, limit: int = 100, *, include_sweeps: bool = True,
+                  sweep: str | None = None) -> list[RunRecord]:
+        def listed(rec: RunRecord) -> bool:
+            cell = (rec.lineage or {}).get("sweep")
+            if sweep is not None:
+                return cell is not None and cell.get("id") == sweep
+            return include_sweeps or cell is None
+
         with self._lock:
-            recs = sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+            recs = sorted(filter(listed, self._runs.values()), key=lambda r: r.created_at,
+                          reverse=True)
             return [copy.deepcopy(r) for r in recs[:limit]]
 
     def delete_run(self, run_id: str) -> bool:

@@ -155,9 +155,15 @@ class SqliteRunStore:
                                                (run_id,)).fetchone())
         return _record(row) if row else None
 
-    def list_runs(self, limit: int = 100) -> list[RunRecord]:
+    def list_runs(self, limit: int = 100, *, include_sweeps: bool = True,
+                  sweep: str | None = None) -> list[RunRecord]:
+        where, args = "", [limit]
+        if sweep is not None:
+            where, args = "WHERE json_extract(lineage, '$.sweep.id') = ?", [sweep, limit]
+        elif not include_sweeps:
+            where = "WHERE json_extract(lineage, '$.sweep') IS NULL"
         rows = self._call(lambda db: db.execute(
-            "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall())
+            f"SELECT * FROM runs {where} ORDER BY created_at DESC LIMIT ?", args).fetchall())
         return [_record(r) for r in rows]
 
     def delete_run(self, run_id: str) -> bool:

@@ -4,7 +4,9 @@ cells are coloured by outcome, carry the p_crit overlay and open their run on cl
 from __future__ import annotations
 
 import mimetypes
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from .helpers import ROOT
@@ -90,3 +92,35 @@ def test_a_bad_spec_shows_the_field(server, page):
     assert "grid.lr: grid point (lr=7)" in page.inner_text("#spec-error")
     page.fill("#sweep-spec", "{not json")
     assert "not JSON" in page.inner_text("#spec-error")
+
+
+def test_a_running_cell_is_live_on_the_dashboard(server, page):
+    # one long cell: the dashboard attaches while it trains, then the sweep is cancelled
+    body = {"name": "long", "base": {"group": "Z11", "hidden": 24, "steps": 100_000,
+                                     "eval_every": 10, "snapshot_every": 1000},
+            "grid": {"seed": [0]}}
+    sweep = httpx.post(f"{server.url}/api/sweeps", json=body).json()
+    run_id = sweep["cells"][0]["run_id"]
+    try:
+        page.goto(f"{server.url}/#run={run_id}")
+        page.wait_for_function("window.__li2 && window.__li2.ready && window.__li2.status === "
+                               "'running' && window.__li2.lastStep > 0", timeout=60_000)
+        first = page.evaluate("window.__li2.lastStep")
+        page.wait_for_function(f"window.__li2.lastStep > {first}", timeout=30_000)  # new rows
+        assert page.evaluate("window.__li2.connection") == "open"
+    finally:
+        httpx.post(f"{server.url}/api/sweeps/{sweep['id']}/cancel")
+    page.wait_for_function("window.__li2.status === 'cancelled'", timeout=30_000)
+    assert page.evaluate("window.__li2.hellos") == 1  # one connection, the final status on it
+    assert page.errors == []
+
+
+def test_dashboard_and_sweeps_page_link_to_each_other(server, page):
+    page.goto(f"{server.url}/")
+    page.wait_for_function("window.__li2 && window.__li2.ready")
+    page.click("#link-sweeps")
+    page.wait_for_function("window.__sweeps && window.__sweeps.ready")
+    assert urlsplit(page.url).path == "/sweeps.html"
+    page.click("#link-dashboard")
+    page.wait_for_function("window.__li2 && window.__li2.ready")
+    assert urlsplit(page.url).path == "/"

@@ -305,3 +305,15 @@ def test_importing_needs_the_token_when_one_is_set(make_client):
     good = c.get(f"/api/runs/{run['id']}/bundle").content  # reading stays open
     assert c.post("/api/bundles", content=good).status_code == 401
     assert c.post("/api/bundles", content=good, headers=TOKEN).status_code == 201
+
+
+def test_a_sweep_cell_imports_as_a_plain_run(make_client):
+    c = make_client()
+    good = c.get(f"/api/runs/{completed(c, FAKE)['id']}/bundle").content
+    cell = {"id": "sw1", "index": 3, "point": {"lr": 0.01}}
+    data = _edit_manifest(good, lambda m: m["run"].update(lineage={"sweep": cell}))
+    r = c.post("/api/bundles", content=data)
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert run["sweep"] is None and run["imported_from"]["sweep"] == cell
+    assert run["id"] in [listed["id"] for listed in c.get("/api/runs").json()]

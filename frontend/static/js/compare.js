@@ -103,6 +103,7 @@ function drawCurves(runs) {
   runs.forEach(({ id, d }, i) => {
     data.push({ type: 'scatter', mode: 'markers', x: d.stages.map((s) => s.step),
       y: d.stages.map(() => i), yaxis: 'y3', showlegend: false, marker: { opacity: 0 },
+      name: `${id} stages`,
       text: d.stages.map((s) => s.stage), hovertemplate: `${id}: %{text} from %{x}<extra></extra>` });
   });
   if (view.step !== null) {
@@ -110,13 +111,13 @@ function drawCurves(runs) {
       y1: 1, line: { color: '#000', width: 2 }, name: 'shared-step' });
   }
   react($('compare-curves'), data, baseLayout({
-    margin: { l: 80, r: 20, t: 40, b: 48 },
+    margin: { l: 120, r: 20, t: 40, b: 48 },
     xaxis: { title: { text: 'step' }, anchor: 'y3' },
     yaxis: { title: { text: 'accuracy' }, domain: [0.55, 1], range: [-0.02, 1.02] },
     yaxis2: { title: { text: 'loss' }, domain: [0.22, 0.5], type: 'log', exponentformat: 'power' },
     yaxis3: { domain: [0, 0.16], range: [-0.6, Math.max(runs.length, 1) - 0.4],
       tickvals: runs.map((_, i) => i), ticktext: runs.map((r) => r.id), autorange: false,
-      title: { text: 'stages' }, showgrid: false },
+      showgrid: false },
     legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
     shapes,
   }));

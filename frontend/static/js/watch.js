@@ -16,7 +16,8 @@ import { readUrl, writeUrl } from './url-state.js';
 import { applyPresentation, settingsFromQuery } from './view-flags.js';
 
 const $ = (id) => document.getElementById(id);
-// shown above the panels; each item hides with hide=<name> like a dashboard control
+// shown above the panels; each item hides with hide=<name> like a dashboard control (its id
+// is field-<name>, as applyHidden expects)
 const SUMMARY = [['group', 'group'], ['train_fraction', 'p'], ['hidden', 'K'],
   ['optimizer', 'optimizer'], ['lr', 'lr'], ['weight_decay', 'η'], ['loss', 'loss'],
   ['activation', 'σ'], ['steps', 'steps']];
@@ -50,7 +51,8 @@ function showSummary() {
   if (sig === summarySig) return;
   summarySig = sig;
   $('config-summary').innerHTML = cfg ? SUMMARY.filter(([name]) => name in cfg)
-    .map(([name, label]) => `<span class="item field" data-name="${name}">${escapeHtml(label)} ` +
+    .map(([name, label]) => `<span class="item field" id="field-${name}" data-name="${name}">` +
+      `${escapeHtml(label)} ` +
       `<b>${escapeHtml(cfg[name])}</b></span>`).join('') : '';
   applyHidden(state.settings.hide);
 }

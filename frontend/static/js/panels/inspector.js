@@ -124,10 +124,10 @@ export default {
         react(div, data, baseLayout({
           margin: { l: 60, r: 16, t: 30, b: 40 },
           barmode: 'group',
-          xaxis: { anchor: 'y', title: { text: 'group element' } },
-          yaxis: { domain: [0.72, 1], title: { text: 'weight' } },
+          xaxis: { anchor: 'y', title: { text: 'group element', standoff: 4 } },
+          yaxis: { domain: [0.76, 1], title: { text: 'weight' } },
           xaxis2: { anchor: 'y2', type: 'category', tickangle: -45, nticks: 18 },
-          yaxis2: { domain: [0.4, 0.6], title: { text: 'share' }, range: [0, 1] },
+          yaxis2: { domain: [0.4, 0.58], title: { text: 'share' }, range: [0, 1] },
           xaxis3: { anchor: 'y3', title: { text: 'step' } },
           yaxis3: { domain: [0, 0.26], title: { text: 'energy / ℰ*' }, rangemode: 'tozero' },
           shapes: [{ type: 'line', xref: 'x3', yref: 'y3 domain', x0: snap.step, x1: snap.step,

@@ -10,7 +10,7 @@ const CONFIG = { displayModeBar: false, responsive: true };
 export function baseLayout(extra = {}) {
   return {
     // presentation mode (?present=1, view-flags.js) enlarges every plot's type
-    font: { size: document.documentElement.classList.contains('present') ? 22 : 16,
+    font: { size: document.documentElement.classList.contains('present') ? 20 : 16,
       family: 'system-ui, "DejaVu Sans", sans-serif', color: '#111' },
     margin: { l: 64, r: 20, t: 10, b: 48 },
     paper_bgcolor: 'rgba(0,0,0,0)',

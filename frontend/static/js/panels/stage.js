@@ -1,6 +1,7 @@
 // The current stage in plain words, what the theory says happens in it, and the detector's
 // evidence for the change (rule, indicators against thresholds).
 
+import { pinnedStep } from '../scrub.js';
 import { currentStage } from '../state.js';
 import { stageInfo } from '../stages.js';
 
@@ -43,7 +44,7 @@ export default {
   id: 'stage',
   title: 'Stage now',
   caption: 'Which of the theory\'s stages the run is in, and the measurements that said so.',
-  deps: ['stages', 'run'],
+  deps: ['stages', 'run', 'view'],
   minInterval: 100,
   mount(container, state) {
     const now = Object.assign(document.createElement('p'), { className: 'stage-now' });
@@ -53,7 +54,9 @@ export default {
     container.append(now, explain, evidence, timeline);
     return {
       draw() {
-        const cur = currentStage(state);
+        const at = pinnedStep(state); // looking back (replay): the stage at that step
+        const cur = at === null ? currentStage(state)
+          : [...state.stages].reverse().find((s) => s.step <= at) ?? null;
         if (!cur) {
           now.textContent = state.run ? 'no stage detected yet' : 'no run yet';
           now.style.color = '';

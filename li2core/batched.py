@@ -23,7 +23,7 @@ from .config import RunConfig
 from .data import make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
 from .model import ACTIVATIONS, init_weights
-from .train import RIDGE_REG, THRESHOLDS, resolve_device
+from .train import RIDGE_REG, StepRate, first_steps, note_first_steps, resolve_device, run_summary
 
 # fields each run of a batch may choose for itself; all others must be equal within a batch
 PER_RUN_FIELDS = frozenset({"train_fraction", "weight_decay", "lr", "seed", "top_init_scale",
@@ -263,10 +263,10 @@ def train_batched(
         yield i, RunStarted(config=c.model_dump(), group={**group.describe(), "p_crit": pc},
                             n_train=data.n_train, n_test=data.n_test, p_crit=pc,
                             prediction=predict_verdict(c))
-    first = [{f"{n}>={t}": None for n, t in THRESHOLDS} for _ in configs]
+    first = [first_steps() for _ in configs]
     last: list[dict] = [{} for _ in configs]
     t_start = time.perf_counter()
-    t_window, steps_window, rate = t_start, 0, 0.0
+    clock = StepRate(t_start)
     stopped = False
     for step in range(steps + 1):
         evals = [i for i, c in enumerate(configs) if step % c.eval_every == 0 or step == steps]
@@ -276,11 +276,8 @@ def train_batched(
             for i in evals:
                 tl, ta, vl, va, wn, vn = values[i]
                 row = {"step": step, "train_loss": tl, "train_acc": ta, "test_loss": vl,
-                       "test_acc": va, "w_norm": wn, "v_norm": vn, "steps_per_s": rate}
-                for key in first[i]:
-                    name, thr = key.split(">=")
-                    if first[i][key] is None and row[name] >= float(thr):
-                        first[i][key] = step
+                       "test_acc": va, "w_norm": wn, "v_norm": vn, "steps_per_s": clock.rate}
+                note_first_steps(first[i], row, step)
                 last[i] = row
                 yield i, StepMetrics(**row)
         if snapshots:
@@ -294,10 +291,7 @@ def train_batched(
         batch.step()
         if on_step is not None:
             on_step(step + 1)
-        steps_window += 1
-        now = time.perf_counter()
-        if now - t_window >= 0.5:
-            rate, t_window, steps_window = steps_window / (now - t_window), now, 0
+        clock.step_done()
         if stop is not None and stop():
             stopped = True
             break
@@ -305,6 +299,5 @@ def train_batched(
     for i, c in enumerate(configs):
         done = last[i].get("step", 0)
         yield i, Finished(summary={
-            "config": c.model_dump(), "final": last[i], "steps_done": done, "stopped": stopped,
-            "steps_per_s": done / elapsed if elapsed > 0 else 0.0, "first_step": first[i],
-            "stages": [], "batch_size": len(configs)})
+            **run_summary(c, last[i], done, stopped, elapsed, first[i], []),
+            "batch_size": len(configs)})

@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
 from .config import RunConfig
+
+T = TypeVar("T")
 
 
 def parse_sets(pairs: list[str]) -> dict:
@@ -42,24 +46,38 @@ def build_config(preset: str | None, sets: list[str]) -> RunConfig:
     return RunConfig(**{**base, **parse_sets(sets)})
 
 
+def build_or_explain(command: str, build: Callable[[], T],
+                     describe: Callable[[ValidationError], str]) -> T | None:
+    """``build()``, or None (the command then exits 2) after printing why it failed: a
+    pydantic error through ``describe``, a KeyError or ValueError (bad --set) by its message."""
+    try:
+        return build()
+    except ValidationError as exc:  # first: a ValidationError is also a ValueError
+        print(f"{command}: {describe(exc)}", file=sys.stderr)
+    except (KeyError, ValueError) as exc:
+        print(f"{command}: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+    return None
+
+
+def use_threads(threads: int) -> None:
+    """--threads: torch's thread count; 0 keeps torch's default (all cores)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .runfolder import RunFolder
     from .train import train
 
-    try:
-        config = build_config(args.preset, args.set or [])
-    except ValidationError as exc:
-        print(f"li2 train: {format_validation_error(exc)}", file=sys.stderr)
+    config = build_or_explain("li2 train", lambda: build_config(args.preset, args.set or []),
+                              format_validation_error)
+    if config is None:
         return 2
-    except (KeyError, ValueError) as exc:
-        print(f"li2 train: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.preset or config.group}")
     folder = RunFolder(out)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 ACTIVATIONS = {
-    "square": lambda x: x * x,
+    "square": torch.square,  # one fused op and a cheaper backward than x * x
     "relu": torch.relu,
     "silu": F.silu,
     "relu_square": lambda x: torch.relu(x).square(),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .cli import parse_sets
+from .cli import build_or_explain, parse_sets, use_threads
 from .phase_boundary import fit_constant, measured_boundaries
 from .sweep import SWEEP_FIELDS, SweepConfig, run_sweep
 from .sweep_presets import SWEEP_PRESETS, get_sweep_preset
@@ -143,18 +143,10 @@ def main(argv: list[str]) -> int:
         for name, (desc, sw) in SWEEP_PRESETS.items():
             print(f"{name:14s} {sw.run_count:4d} runs  {desc}")
         return 0
-    try:
-        sweep = build_sweep(args)
-    except ValidationError as exc:
-        print(f"li2 sweep: {format_sweep_error(exc)}", file=sys.stderr)
+    sweep = build_or_explain("li2 sweep", lambda: build_sweep(args), format_sweep_error)
+    if sweep is None:
         return 2
-    except (KeyError, ValueError) as exc:
-        print(f"li2 sweep: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     from tqdm import tqdm
 
     out = Path(args.out) if args.out else Path("runs") / (

@@ -63,6 +63,57 @@ class NullProbe:
         return {}
 
 
+def first_steps() -> dict[str, int | None]:
+    """``{"test_acc>=0.9": None, …}``, one key per THRESHOLDS entry: the first step the
+    metric reached the bound, None until it does."""
+    return {f"{n}>={t}": None for n, t in THRESHOLDS}
+
+
+def note_first_steps(first: dict[str, int | None], row: dict, step: int) -> None:
+    """Record ``step`` for every bound in ``first`` that ``row`` reaches for the first time."""
+    for key in first:
+        name, thr = key.split(">=")
+        if first[key] is None and row[name] >= float(thr):
+            first[key] = step
+
+
+def run_summary(config: RunConfig, final: dict, done: int, stopped: bool, elapsed: float,
+                first: dict, stages: list[dict]) -> dict:
+    """The fields of a Finished summary that train() and the batched engine both report;
+    each caller appends its own after them."""
+    return {
+        "config": config.model_dump(),
+        "final": final,
+        "steps_done": done,
+        "stopped": stopped,
+        "steps_per_s": done / elapsed if elapsed > 0 else 0.0,
+        "first_step": first,
+        "stages": stages,
+    }
+
+
+class StepRate:
+    """Steps per second, re-measured over windows of at least 0.5 s (0.0 until the first one
+    ends); with ``max_steps_per_s`` it also throttles, sleeping off steps that end early."""
+
+    def __init__(self, start: float, max_steps_per_s: float | None = None) -> None:
+        self.rate = 0.0
+        self._t_window, self._steps_window, self._max = start, 0, max_steps_per_s
+
+    def step_done(self) -> None:
+        self._steps_window += 1
+        now = time.perf_counter()
+        if self._max:
+            # throttle for lectures: sleep off whatever this step finished early
+            ahead = self._steps_window / self._max - (now - self._t_window)
+            if ahead > 0:
+                time.sleep(ahead)
+                now = time.perf_counter()
+        if now - self._t_window >= 0.5:
+            self.rate = self._steps_window / (now - self._t_window)
+            self._t_window, self._steps_window = now, 0
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -131,11 +182,11 @@ def train(
     a_te, b_te, y_te = data.a[te], data.b[te], data.label[te]
     t_tr, t_te = mse_target(y_tr, m), mse_target(y_te, m)
     state = TrainState(config, data, w, v, start_step)
-    first: dict[str, int | None] = {f"{n}>={t}": None for n, t in THRESHOLDS}
+    first = first_steps()
     stages: list[dict] = []
     last = {}
     t_start = time.perf_counter()
-    t_window, steps_window, rate = t_start, 0, 0.0
+    clock = StepRate(t_start, max_steps_per_s)
     end = start_step + config.steps
     stopped = False
 
@@ -164,14 +215,11 @@ def train(
                     "test_acc": (out_te.argmax(1) == y_te).float().mean().item(),
                     "w_norm": w.norm().item(),
                     "v_norm": v.norm().item(),
-                    "steps_per_s": rate,
+                    "steps_per_s": clock.rate,
                 }
             state.step = step
             values = probe.scalars(state, row)
-            for key in first:
-                name, thr = key.split(">=")
-                if first[key] is None and row[name] >= float(thr):
-                    first[key] = step
+            note_first_steps(first, row, step)
             last = {**row, **values}
             yield StepMetrics(**row, values=values)
             for change in probe.stages(state, last):
@@ -187,29 +235,12 @@ def train(
             break
         for opt in optimizers:
             opt.step()
-        steps_window += 1
-        now = time.perf_counter()
-        if max_steps_per_s:
-            # throttle for lectures: sleep off whatever this step finished early
-            ahead = steps_window / max_steps_per_s - (now - t_window)
-            if ahead > 0:
-                time.sleep(ahead)
-                now = time.perf_counter()
-        if now - t_window >= 0.5:
-            rate, t_window, steps_window = steps_window / (now - t_window), now, 0
+        clock.step_done()
         if stop is not None and stop():
             stopped = True
             break
 
     elapsed = time.perf_counter() - t_start
     done = (last.get("step", start_step) - start_step) if last else 0
-    yield Finished(summary={
-        "config": config.model_dump(),
-        "final": last,
-        "steps_done": done,
-        "stopped": stopped,
-        "steps_per_s": done / elapsed if elapsed > 0 else 0.0,
-        "first_step": first,
-        "stages": stages,
-        **probe.summary(),
-    })
+    yield Finished(summary={**run_summary(config, last, done, stopped, elapsed, first, stages),
+                            **probe.summary()})

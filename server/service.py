@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from li2core.config import RunConfig
 
 from .hub import Hub
 from .jobs import JobQueue, Runner, WorkerMessage
+from .jobs.pump import WorkerPump
 from .settings import Settings
 from .store import ACTIVE, TERMINAL, RunRecord, RunStore, StageRecord
 
@@ -84,7 +84,9 @@ def run_view(record: RunRecord, queue_position: int | None = None) -> dict:
     }
 
 
-class RunService:
+class RunService(WorkerPump):
+    _job, _lost_stream, _log = "run", "lost the worker's event stream", log
+
     def __init__(self, settings: Settings, runner: Runner, store: RunStore, hub: Hub) -> None:
         self.settings, self.runner, self.store, self.hub = settings, runner, store, hub
         self.jobs = JobQueue(settings.max_jobs, settings.quota, settings.max_queued)
@@ -96,6 +98,10 @@ class RunService:
         # themselves; guest_view gives the live view of such a cell (None: not one)
         self._guests: dict[str, GuestJob] = {}
         self.guest_view: Callable[[str], dict | None] = lambda run_id: None
+
+    @property
+    def wall_time_limit(self) -> float:
+        return self.settings.wall_time_limit
 
     async def start(self) -> list[str]:
         """Bind to the running loop; runs a previous server left active become interrupted."""
@@ -219,7 +225,7 @@ class RunService:
         rec.status, rec.started_at = "running", time.time()
         self.store.update_run(rec.id, status="running", started_at=rec.started_at)
         self._publish(rec.id, {"type": "status", "status": "running", "queue_position": None})
-        live.timer = self._loop.call_later(self.settings.wall_time_limit, self._time_up, rec.id)
+        live.timer = self._loop.call_later(self.wall_time_limit, self._time_up, rec.id)
         task = asyncio.create_task(self._start_worker(live))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
@@ -239,31 +245,7 @@ class RunService:
         live.handle = handle
         if live.cancel_requested or live.failure or self._closing:
             self.runner.cancel(handle)  # asked to stop while the process was starting
-        threading.Thread(target=self._pump, args=(rec.id, handle), daemon=True,
-                         name=f"run-{rec.id}-events").start()
-
-    def _pump(self, run_id: str, handle: Any) -> None:
-        """Reader thread: block on the runner's events and hand each one to the loop."""
-        try:
-            for message in self.runner.events(handle):
-                self._to_loop(run_id, message)
-        except Exception as exc:  # noqa: BLE001 - a broken stream fails this run only
-            log.exception("event stream of run %s broke", run_id)
-            self._to_loop(run_id, WorkerMessage("exit", {
-                "exitcode": None, "reason": f"lost the worker's event stream: {exc}"}))
-
-    def _to_loop(self, run_id: str, message: WorkerMessage) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._on_message, run_id, message)
-        except RuntimeError:
-            pass  # loop closed at shutdown; keep draining so the runner can reap the worker
-
-    def _time_up(self, run_id: str) -> None:
-        live = self.live.get(run_id)
-        if live is not None and live.failure is None:
-            live.failure = f"wall-time limit of {self.settings.wall_time_limit:g} s exceeded"
-            if live.handle is not None:
-                self.runner.cancel(live.handle)
+        self._start_pump(rec.id, handle)
 
     # -- events from workers -------------------------------------------------------------------
     def _publish(self, run_id: str, message: dict) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from li2core.theory import P_CRIT_CONSTANT, p_crit
 
 from ..service import GuestJob, RunService, iso, run_view
 from ..store import RunRecord
+from .pump import WorkerPump
 from .runner import WorkerMessage
 from .scheduler import QueueFull, QuotaExceeded
 from .sweep_store import SWEEP_ACTIVE, SweepRecord, SweepStore
@@ -86,7 +86,9 @@ def sweep_view(rec: SweepRecord, queue_position: int | None = None,
     }
 
 
-class SweepService:
+class SweepService(WorkerPump):
+    _job, _lost_stream, _log = "sweep", "lost the sweep's event stream", log
+
     def __init__(self, service: RunService, sweeps: SweepStore, runner: SweepRunner,
                  wall_time_limit: float, quota: int = ACTIVE_PER_CLIENT) -> None:
         self.service, self.runs, self.hub = service, service.store, service.hub
@@ -236,30 +238,7 @@ class SweepService:
         live.handle = handle
         if live.cancel_requested or live.failure or self._closing:
             self.runner.cancel(handle)
-        threading.Thread(target=self._pump, args=(rec.id, handle), daemon=True,
-                         name=f"sweep-{rec.id}-events").start()
-
-    def _pump(self, sweep_id: str, handle: Any) -> None:
-        try:
-            for message in self.runner.events(handle):
-                self._to_loop(sweep_id, message)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("event stream of sweep %s broke", sweep_id)
-            self._to_loop(sweep_id, WorkerMessage("exit", {
-                "exitcode": None, "reason": f"lost the sweep's event stream: {exc}"}))
-
-    def _to_loop(self, sweep_id: str, message: WorkerMessage) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._on_message, sweep_id, message)
-        except RuntimeError:
-            pass  # loop closed at shutdown
-
-    def _time_up(self, sweep_id: str) -> None:
-        live = self.live.get(sweep_id)
-        if live is not None and live.failure is None:
-            live.failure = f"wall-time limit of {self.wall_time_limit:g} s exceeded"
-            if live.handle is not None:
-                self.runner.cancel(live.handle)
+        self._start_pump(rec.id, handle)
 
     # -- events from the worker ----------------------------------------------------------------
     def _publish(self, live: LiveSweep, message: dict) -> None:

@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import queue
-import signal
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..protocol import finite
-from .runner import WorkerMessage, exit_reason
+from .processes import (
+    KILL_AFTER_TERMINATE_S,
+    ProcessJobs,
+    drain,
+    reporting_failure,
+    setup_worker_process,
+)
+from .runner import WorkerMessage
 
 FLUSH_SECONDS = 0.2  # metrics rows and progress wait at most this long before they are sent
-KILL_AFTER_TERMINATE_S = 2.0
 
 
 class SweepEvents:
@@ -81,25 +82,14 @@ def execute_sweep(spec: dict, send: Callable[[tuple], None], stop: Callable[[], 
     from li2core.sweep import SweepConfig, run_sweep
 
     events = SweepEvents(send)
-    try:
+    with reporting_failure(events.flush, send):
         run_sweep(SweepConfig(**spec), stop=stop, on_steps=events.steps, on_event=events.event,
                   snapshots=True)
-        events.flush()
-    except (BrokenPipeError, ConnectionResetError):
-        return  # the server is gone; nobody is listening
-    except Exception as exc:  # noqa: BLE001 - reported to the server as the sweep's failure
-        traceback.print_exc(file=sys.stderr)
-        events.flush()
-        send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def sweep_process(spec: dict, conn, stop) -> None:
     """Process entry: one torch thread, Ctrl-C left to the server, messages up ``conn``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
+    setup_worker_process()
     try:
         execute_sweep(spec, conn.send, stop.is_set)
     finally:
@@ -128,14 +118,12 @@ class ProcessHandle:
     exited: threading.Event = field(default_factory=threading.Event)
 
 
-class LocalSweepRunner:
+class LocalSweepRunner(ProcessJobs):
     """One worker process per sweep (forkserver or spawn, never fork: the server is threaded)."""
 
     def __init__(self, start_method: str = "forkserver", grace_s: float = 5.0) -> None:
+        super().__init__(grace_s)
         self._ctx = multiprocessing.get_context(start_method)
-        self.grace_s = grace_s
-        self._live: set[ProcessHandle] = set()
-        self._lock = threading.Lock()
 
     def start(self, spec: dict, *, sweep_id: str) -> ProcessHandle:
         receive, send = self._ctx.Pipe(duplex=False)
@@ -147,58 +135,18 @@ class LocalSweepRunner:
         finally:
             send.close()
         handle = ProcessHandle(sweep_id, process, receive, stop)
-        with self._lock:
-            self._live.add(handle)
+        self._track(handle)
         return handle
 
     def events(self, handle: ProcessHandle) -> Iterator[WorkerMessage]:
-        conn, process = handle.conn, handle.process
-        try:
-            while True:
-                ready = wait([conn, process.sentinel])
-                if conn not in ready:
-                    while conn.poll():
-                        yield WorkerMessage(*conn.recv())
-                    break
-                yield WorkerMessage(*conn.recv())
-        except (EOFError, OSError):
-            pass
-        finally:
-            conn.close()
+        process = handle.process
+        yield from drain(handle.conn, process)
         process.join(timeout=KILL_AFTER_TERMINATE_S + 1)
-        handle.exited.set()
-        for timer in handle.timers:
-            timer.cancel()
-        with self._lock:
-            self._live.discard(handle)
-        yield WorkerMessage("exit", {"exitcode": process.exitcode,
-                                     "reason": exit_reason(process.exitcode)})
-
-    def cancel(self, handle: ProcessHandle) -> None:
-        handle.stop.set()
-        if not handle.timers:
-            timer = threading.Timer(self.grace_s, self._terminate, args=(handle,))
-            timer.daemon = True
-            handle.timers.append(timer)
-            timer.start()
+        yield self._reaped(handle)
 
     @staticmethod
-    def _terminate(handle: ProcessHandle) -> None:
-        if not handle.exited.is_set():
-            handle.process.terminate()
-            if not handle.exited.wait(KILL_AFTER_TERMINATE_S):
-                handle.process.kill()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            handles = list(self._live)
-        for handle in handles:
-            handle.stop.set()
-            if not handle.exited.is_set():
-                handle.process.terminate()
-        for handle in handles:
-            if not handle.exited.wait(KILL_AFTER_TERMINATE_S):
-                handle.process.kill()
+    def _ask_to_stop(handle: ProcessHandle) -> None:
+        handle.stop.set()
 
 
 @dataclass(eq=False)

@@ -7,15 +7,12 @@ forkserver torch is preloaded and torch.set_num_threads(1) pins it before first 
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import sys
 import time
-import traceback
 
 import numpy as np
 
 from ..protocol import finite
+from .processes import reporting_failure, setup_worker_process
 
 FLUSH_SECONDS = 0.1  # scalar rows wait at most this long before they are sent
 FLUSH_ROWS = 256
@@ -49,40 +46,29 @@ def run_worker(config: dict, max_steps_per_s: float | None, conn, stop,
                initial: dict | None = None) -> None:
     """Process entry: ``conn`` is the write end of a pipe, ``stop`` a shared c_bool;
     ``initial`` = {"W", "V", "step"} starts from stored weights (a fork)."""
-    # the server owns shutdown: a terminal Ctrl-C must not kill runs behind its back
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
+    setup_worker_process()
     from li2core.config import RunConfig
     from li2core.train import train
 
     send = conn.send
     batch = RowBatcher(send)
     try:
-        events = train(RunConfig(**config), stop=lambda: stop.value,
-                       max_steps_per_s=max_steps_per_s, initial=initial)
-        for event in events:
-            if event.kind == "metrics":
-                batch.add(finite({**event.row(), "wall_time": time.time()}))
-                continue
-            batch.flush()  # keep the order: rows before the event that follows them
-            if event.kind == "snapshot":
-                send(("snapshot", (event.step, _float32(event.arrays))))
-            elif event.kind == "stage":
-                send(("stage", finite({"step": event.step, "stage": event.stage,
-                                       "evidence": event.evidence})))
-            elif event.kind == "started":
-                send(("started", finite(dataclasses.asdict(event))))
-            elif event.kind == "finished":
-                send(("finished", finite(event.summary)))
-        batch.flush()
-    except (BrokenPipeError, ConnectionResetError):
-        return  # the server is gone; nobody is listening
-    except Exception as exc:  # noqa: BLE001 - reported to the server as the run's failure
-        traceback.print_exc(file=sys.stderr)
-        batch.flush()
-        send(("error", f"{type(exc).__name__}: {exc}"))
+        with reporting_failure(batch.flush, send):
+            events = train(RunConfig(**config), stop=lambda: stop.value,
+                           max_steps_per_s=max_steps_per_s, initial=initial)
+            for event in events:
+                if event.kind == "metrics":
+                    batch.add(finite({**event.row(), "wall_time": time.time()}))
+                    continue
+                batch.flush()  # keep the order: rows before the event that follows them
+                if event.kind == "snapshot":
+                    send(("snapshot", (event.step, _float32(event.arrays))))
+                elif event.kind == "stage":
+                    send(("stage", finite({"step": event.step, "stage": event.stage,
+                                           "evidence": event.evidence})))
+                elif event.kind == "started":
+                    send(("started", finite(dataclasses.asdict(event))))
+                elif event.kind == "finished":
+                    send(("finished", finite(event.summary)))
     finally:
         conn.close()

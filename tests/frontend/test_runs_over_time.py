@@ -44,6 +44,9 @@ def open_run(page, url: str, run_id: str, extra: str = "") -> None:
 
 
 def pin(page, step: int) -> None:
+    # the slider's range grows when the curves panel next draws; a value set before that
+    # would be clamped to the old maximum, as a browser clamps a user's drag
+    wait_for(page, f"Number(document.querySelector('#scrub').max) >= {step}", 20)
     page.evaluate("""(step) => { const r = document.querySelector('#scrub');
         r.value = String(step); r.dispatchEvent(new Event('input')); }""", step)
     try:

@@ -26,16 +26,22 @@ export function fieldErrorsFromDetail(detail, knownFields) {
   });
 }
 
-export async function request(method, path, { body, query, headers, knownFields } = {}) {
-  const url = new URL(path, window.location.origin);
-  for (const [k, v] of Object.entries(query ?? {})) {
-    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
-  }
-  const init = { method, headers: { ...(headers ?? {}) } };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
+/** The instructor token typed on this page or remembered from an earlier command. */
+export function tokenHeaders() {
+  const typed = document.getElementById('token')?.value;
+  const token = typed || localStorage.getItem('li2-token') || '';
+  return token ? { 'X-Instructor-Token': token } : {};
+}
+
+/** After the server accepted a command: keep the typed token for later visits and pages. */
+export function rememberToken() {
+  const typed = document.getElementById('token')?.value;
+  if (typed) localStorage.setItem('li2-token', typed);
+}
+
+/** fetch(url, init) → the JSON body (or the text when it is not JSON); a failure becomes an
+ *  ApiError. request() and uploads of raw bodies (history-api.js) both end here. */
+export async function fetchData(url, init, knownFields = new Set()) {
   let resp;
   try {
     resp = await fetch(url, init);
@@ -47,10 +53,23 @@ export async function request(method, path, { body, query, headers, knownFields 
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!resp.ok) {
     const detail = data && typeof data === 'object' && 'detail' in data ? data.detail : data;
-    const errs = fieldErrorsFromDetail(detail ?? resp.statusText, knownFields ?? new Set());
+    const errs = fieldErrorsFromDetail(detail ?? resp.statusText, knownFields);
     throw new ApiError(resp.status, errs.map((e) => e.msg).join('; '), errs);
   }
   return data;
+}
+
+export async function request(method, path, { body, query, headers, knownFields } = {}) {
+  const url = new URL(path, window.location.origin);
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const init = { method, headers: { ...(headers ?? {}) } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  return fetchData(url, init, knownFields ?? new Set());
 }
 
 export const api = {

@@ -1,7 +1,8 @@
 // Classroom mode on the instructor's dashboard: broadcast the attached run under a short code
 // (students open /watch/<code>), and see how many are watching, live.
 
-import { history, tokenHeaders, wsUrl } from './history-api.js';
+import { tokenHeaders } from './api.js';
+import { history, wsUrl } from './history-api.js';
 
 const CODE_KEY = 'li2-broadcast-code'; // the class's code: the next broadcast reuses it
 const RETRY_MS = 2000;

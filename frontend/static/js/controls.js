@@ -4,7 +4,7 @@
 import { api } from './api.js';
 import { SECTIONS } from './fields.js';
 import { escapeHtml } from './html.js';
-import { formatValue, parseValue } from './url-state.js';
+import { formatValue, parseValue, writeUrl } from './url-state.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -92,6 +92,19 @@ export function applyHidden(hide) {
     const name = el.id.replace(/^(field|block|panel)-/, '');
     el.style.display = hidden.has(name) ? 'none' : '';
   });
+}
+
+/** Gives `state` the setSetting panels call for a view setting (it lives in the URL hash);
+ *  returns saveUrl, which writes every setting back to the hash. */
+export function bindSettings(state) {
+  const saveUrl = () => writeUrl(state.fields, state.settings);
+  state.setSetting = (name, value) => {
+    state.settings[name] = value;
+    saveUrl();
+    if (name === 'hide') applyHidden(value);
+    state.bump('view');
+  };
+  return saveUrl;
 }
 
 export function clearErrors() {

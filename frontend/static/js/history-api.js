@@ -1,34 +1,9 @@
 // HTTP calls for runs over time (forks, series, bundles, broadcasts), beside api.js's basics.
 
-import { ApiError, fieldErrorsFromDetail, request } from './api.js';
+import { ApiError, fetchData, request, tokenHeaders } from './api.js';
 import { decodeSnapshot } from './protocol.js';
 
 const enc = encodeURIComponent;
-
-/** The instructor token typed on this page or remembered from an earlier Start. */
-export function tokenHeaders() {
-  const typed = document.getElementById('token')?.value;
-  const token = typed || localStorage.getItem('li2-token') || '';
-  return token ? { 'X-Instructor-Token': token } : {};
-}
-
-async function raw(method, path, body, headers) {
-  let resp;
-  try {
-    resp = await fetch(path, { method, body, headers });
-  } catch (exc) {
-    throw new ApiError(0, `cannot reach the server (${exc.message})`);
-  }
-  const text = await resp.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!resp.ok) {
-    const detail = data && typeof data === 'object' && 'detail' in data ? data.detail : data;
-    const errs = fieldErrorsFromDetail(detail ?? resp.statusText, new Set());
-    throw new ApiError(resp.status, errs.map((e) => e.msg).join('; '), errs);
-  }
-  return data;
-}
 
 export const history = {
   run: (id) => request('GET', `/api/runs/${enc(id)}`),
@@ -44,8 +19,8 @@ export const history = {
     { body: code ? { code } : undefined, headers: tokenHeaders() }),
   broadcastOf: (id) => request('GET', `/api/runs/${enc(id)}/broadcast`),
   watchInfo: (code) => request('GET', `/api/broadcasts/${enc(code)}`),
-  importBundle: (file) => raw('POST', '/api/bundles', file,
-    { 'Content-Type': 'application/zip', ...tokenHeaders() }),
+  importBundle: (file) => fetchData('/api/bundles', { method: 'POST', body: file,
+    headers: { 'Content-Type': 'application/zip', ...tokenHeaders() } }),
 };
 
 /** The stored snapshot at or before `step`, decoded ({runId, seq, step, arrays}). */

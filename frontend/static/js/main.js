@@ -1,8 +1,8 @@
 // Bootstraps the page: settings from the URL, controls from the server's schema, panels from
 // the registry, Start/Stop, and the render loop. Exposes window.__li2 for tests.
 
-import { ApiError, api } from './api.js';
-import { applyHidden, buildControls, clearErrors, fillGroups, fillPresets, showErrors,
+import { ApiError, api, rememberToken, tokenHeaders } from './api.js';
+import { applyHidden, bindSettings, buildControls, clearErrors, fillGroups, fillPresets, showErrors,
   showGroupFacts, showPreset, showSettings } from './controls.js';
 import { completeFields } from './fields.js';
 import { PANELS } from './panels/registry.js';
@@ -11,7 +11,7 @@ import { pinStep } from './scrub.js';
 import { ACTIVE, attachRun, lastSeq } from './session.js';
 import { createState, currentStage, lastValue } from './state.js';
 import { mountRunsOverTime } from './runs-over-time.js';
-import { readUrl, writeUrl } from './url-state.js';
+import { readUrl } from './url-state.js';
 
 const $ = (id) => document.getElementById(id);
 const state = createState();
@@ -22,16 +22,7 @@ function configFields() {
   return state.fields.filter((f) => f.scope === 'config');
 }
 
-function saveUrl() {
-  writeUrl(state.fields, state.settings);
-}
-
-state.setSetting = (name, value) => {
-  state.settings[name] = value;
-  saveUrl();
-  if (name === 'hide') applyHidden(value);
-  state.bump('view');
-};
+const saveUrl = bindSettings(state);
 
 function applyPreset(name) {
   const preset = state.presets.find((p) => p.name === name);
@@ -57,11 +48,6 @@ function afterSettingsChange() {
   saveUrl();
 }
 
-function authHeaders() {
-  const token = $('token').value || localStorage.getItem('li2-token') || '';
-  return token ? { 'X-Instructor-Token': token } : {};
-}
-
 async function start() {
   clearErrors();
   const body = {};
@@ -76,8 +62,8 @@ async function start() {
   const known = new Set(state.fields.map((f) => f.name));
   $('start').disabled = true;
   try {
-    const run = await api.start(body, query, authHeaders(), known);
-    if ($('token').value) localStorage.setItem('li2-token', $('token').value);
+    const run = await api.start(body, query, tokenHeaders(), known);
+    rememberToken();
     state.settings.run = run.id;
     state.settings.at = undefined;
     saveUrl();
@@ -96,7 +82,7 @@ async function start() {
 async function stop() {
   if (!state.run?.id) return;
   try {
-    await api.cancel(state.run.id, authHeaders());
+    await api.cancel(state.run.id, tokenHeaders());
   } catch (exc) {
     showErrors([{ field: null, msg: exc.message }]);
   }

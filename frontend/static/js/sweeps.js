@@ -2,6 +2,7 @@
 // /ws/sweeps/{id}, and read the phase diagram. State lives in the URL hash (#sweep=ID).
 // Exposes window.__sweeps for tests.
 
+import { rememberToken, tokenHeaders } from './api.js';
 import { escapeHtml } from './html.js';
 import { OUTCOME_COLOURS, OUTCOME_LABELS, drawPhase } from './sweeps-phase.js';
 
@@ -21,14 +22,9 @@ function setHash(values) {
   history.replaceState(null, '', `#${params.toString()}`);
 }
 
-function authHeaders() {
-  const token = $('token').value || localStorage.getItem('li2-token') || '';
-  return token ? { 'X-Instructor-Token': token } : {};
-}
-
 /** fetch → JSON; a 422's details become "grid.lr: message" lines naming the field. */
 async function call(method, path, body) {
-  const init = { method, headers: { ...authHeaders() } };
+  const init = { method, headers: { ...tokenHeaders() } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -85,7 +81,7 @@ async function start() {
   $('sweep-start').disabled = true;
   try {
     const view = await call('POST', '/api/sweeps', spec);
-    if ($('token').value) localStorage.setItem('li2-token', $('token').value);
+    rememberToken();
     select(view.id, view);
     refreshList();
   } catch (exc) {

@@ -3,7 +3,7 @@
 // instructor switches the class to another run, every viewer switches with it.
 
 import { watchSocket } from './classroom.js';
-import { applyHidden } from './controls.js';
+import { applyHidden, bindSettings } from './controls.js';
 import { addPngButtons } from './export.js';
 import { FIELDS } from './fields.js';
 import { escapeHtml } from './html.js';
@@ -12,7 +12,7 @@ import { PANELS } from './panels/registry.js';
 import { mountPanels, startRenderLoop } from './render.js';
 import { attachRun, lastSeq } from './session.js';
 import { createState, lastValue } from './state.js';
-import { readUrl, writeUrl } from './url-state.js';
+import { readUrl } from './url-state.js';
 import { applyPresentation, settingsFromQuery } from './view-flags.js';
 
 const $ = (id) => document.getElementById(id);
@@ -28,16 +28,7 @@ const state = createState();
 const debug = { code };
 window.__li2 = debug;
 
-function saveUrl() {
-  writeUrl(state.fields, state.settings);
-}
-
-state.setSetting = (name, value) => {
-  state.settings[name] = value;
-  saveUrl();
-  if (name === 'hide') applyHidden(value);
-  state.bump('view');
-};
+bindSettings(state);
 
 function banner(text) {
   $('watch-banner').textContent = text;

@@ -2,9 +2,8 @@
 
 import { markerShapes } from '../markers.js';
 import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
-import { column } from '../state.js';
 import { stageInfo } from '../stages.js';
-import { TEST, TRAIN, baseLayout, pick, plotDiv, react, thinIndices, toggle, toolbarDiv }
+import { TEST, TRAIN, baseLayout, plotDiv, react, thinnedSeries, toggle, toolbarDiv }
   from './plot.js';
 
 function stageShapes(state, lastStep, logX) {
@@ -66,11 +65,10 @@ export default {
     return {
       draw() {
         const n = state.metrics.length;
-        const idx = thinIndices(n);
-        const x = pick(column(state, 'step'), idx);
+        const { x, y: col } = thinnedSeries(state);
         const logX = !!state.settings.log_steps;
         const line = (name, key, colour, yaxis, dash) => ({
-          type: 'scatter', mode: 'lines', name, x, y: pick(column(state, key), idx),
+          type: 'scatter', mode: 'lines', name, x, y: col(key),
           line: { color: colour, width: 3, dash }, yaxis, hoverinfo: 'x+y+name',
           showlegend: yaxis === 'y',
         });

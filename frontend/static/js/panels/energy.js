@@ -1,8 +1,7 @@
 // Per-node energy ℰ(w) = ½‖Ỹᵀσ(Xw)‖², normalised so a learned irrep scores 1 (= ℰ*).
 
 import { pinShape, shownSnapshot } from '../scrub.js';
-import { column } from '../state.js';
-import { baseLayout, pick, plotDiv, react, thinIndices } from './plot.js';
+import { baseLayout, plotDiv, react, thinnedSeries } from './plot.js';
 
 // Same rule as li2core/instruments/energy.py (MEMORISING_MIN, MEMORISING_RATIO): an active
 // node whose train energy is high but ≥ 3× its full-table energy fits pairs, not the group.
@@ -20,9 +19,7 @@ export default {
     const div = plotDiv(container, 'plot tall');
     return {
       draw() {
-        const idx = thinIndices(state.metrics.length);
-        const x = pick(column(state, 'step'), idx);
-        const q = (key) => pick(column(state, key), idx);
+        const { x, y: q } = thinnedSeries(state);
         const data = [
           { type: 'scatter', mode: 'lines', x, y: q('energy_q10'), name: '10–90%',
             line: { width: 0 }, showlegend: false, hoverinfo: 'skip' },

@@ -2,8 +2,8 @@
 // and which components it asks for over time.
 
 import { pinShape } from '../scrub.js';
-import { column } from '../state.js';
-import { componentLabels, baseLayout, pick, plotDiv, react, thinIndices } from './plot.js';
+import { componentLabels, baseLayout, plotDiv, react, thinIndices, thinnedSeries }
+  from './plot.js';
 
 const MAX_COLUMNS = 400; // heatmap time columns kept on screen
 
@@ -18,13 +18,12 @@ export default {
     const div = plotDiv(container, 'plot tall');
     return {
       draw() {
-        const idx = thinIndices(state.metrics.length);
-        const x = pick(column(state, 'step'), idx);
+        const { x, y: col } = thinnedSeries(state);
         const data = [
           { type: 'scatter', mode: 'lines', name: '‖G_F‖', x,
-            y: pick(column(state, 'gf_norm'), idx), line: { color: '#0072B2', width: 3 } },
+            y: col('gf_norm'), line: { color: '#0072B2', width: 3 } },
           { type: 'scatter', mode: 'lines', name: 'alignment', x,
-            y: pick(column(state, 'gf_align'), idx), yaxis: 'y2',
+            y: col('gf_align'), yaxis: 'y2',
             line: { color: '#E69F00', width: 3, dash: 'dash' } },
         ];
         const hist = state.gfHistory;

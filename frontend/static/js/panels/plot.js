@@ -1,5 +1,7 @@
 // Shared Plotly settings: projector-sized type, Okabe–Ito colours, no mode bar.
 
+import { column } from '../state.js';
+
 export const OKABE_ITO = ['#0072B2', '#D55E00', '#009E73', '#E69F00', '#CC79A7', '#56B4E9',
   '#F0E442', '#000000'];
 export const TRAIN = '#0072B2';
@@ -38,6 +40,13 @@ export function thinIndices(n, max = 1500) {
 
 export function pick(arr, idx) {
   return idx ? idx.map((i) => arr[i]) : arr.slice();
+}
+
+/** The metrics rows a time-series panel plots, thinned once (thinIndices): `x` the steps,
+ *  `y(key)` the column `key` at the same rows. */
+export function thinnedSeries(state) {
+  const idx = thinIndices(state.metrics.length);
+  return { x: pick(column(state, 'step'), idx), y: (key) => pick(column(state, key), idx) };
 }
 
 export function plotDiv(container, cls = 'plot') {

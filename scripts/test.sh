@@ -3,10 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then
-  # browser tests drive Debian's chromium through Playwright (it cannot download its own here)
+# Debian packages the tests use: chromium for the browser tests (Playwright cannot download
+# its own browser here), docker-compose to validate the compose file without a Docker engine
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 \
+  || missing="$missing docker-compose"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 .venv/bin/ruff check li2core server tests benchmarks scripts
 exec .venv/bin/pytest -m "slow or browser or not (slow or browser)" -p no:cacheprovider "$@"

@@ -201,8 +201,8 @@ def expected_shapes(config: RunConfig) -> dict[str, tuple[int, ...]]:
     m, k = config.group_order, config.hidden
     c = isotypic_components(config.build_group()).count
     return {"W": (2 * m, k), "V": (k, m), "spec_u": (k, c), "spec_v": (k, c), "spec_V": (k, c),
-            "concentration": (k,), "dominant": (k,), "active": (k,), "energy_train": (k,),
-            "energy_full": (k,), "gf_spectrum": (c,)}
+            "concentration": (k,), "dominant": (k,), "active": (k,), "locked": (k,),
+            "memorising": (k,), "energy_train": (k,), "energy_full": (k,), "gf_spectrum": (c,)}
 
 
 def _arrays(raw: bytes, file: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -132,6 +132,9 @@ class InstrumentProbe:
                 "spec_u": ns.spec_u, "spec_v": ns.spec_v,
                 "spec_V": component_power(self.comps, v.T),
                 "concentration": ns.concentration, "dominant": ns.dominant, "active": ns.active,
+                # the per-node verdicts, so viewers never re-derive (and drift from) the rules
+                "locked": ns.locked,
+                "memorising": memorising(e_tr, e_full, ns.active, self.baseline),
                 "energy_train": e_tr, "energy_full": e_full,
                 "gf_spectrum": gp / tot if tot > 0 else gp,
             }

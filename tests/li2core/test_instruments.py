@@ -270,13 +270,19 @@ def test_probe_rows_carry_contract_scalars_and_snapshots_carry_arrays():
     assert [s.step for s in snaps] == [0, 10, 20, 30, 40]
     k, c = 48, 6  # Z13: 6 frequencies
     shapes = {"spec_u": (k, c), "spec_v": (k, c), "spec_V": (k, c), "concentration": (k,),
-              "dominant": (k,), "active": (k,), "energy_train": (k,), "energy_full": (k,),
-              "gf_spectrum": (c,)}
+              "dominant": (k,), "active": (k,), "locked": (k,), "memorising": (k,),
+              "energy_train": (k,), "energy_full": (k,), "gf_spectrum": (c,)}
     for s in snaps:
         assert ARRAYS <= set(s.arrays)
         for name, shape in shapes.items():
             assert s.arrays[name].shape == shape and s.arrays[name].dtype == np.float32, name
         assert abs(float(s.arrays["gf_spectrum"].sum()) - 1.0) < 1e-5
+        # the per-node verdicts agree with the scalars of the row at the same step
+        row = next(r for r in rows if r.step == s.step).values
+        locked = s.arrays["locked"] > 0
+        assert len(set(s.arrays["dominant"][locked].astype(int))) == row["coverage"]
+        assert not np.any(locked & (s.arrays["active"] == 0))
+        assert float(s.arrays["memorising"].sum()) == row["memorising_nodes"]
     summary = events[-1].summary
     assert len(summary["nodes_per_component"]) == c
     assert summary["coverage"] == rows[-1].values["coverage"]

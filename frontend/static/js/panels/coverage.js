@@ -4,15 +4,15 @@ import { shownSnapshot } from '../scrub.js';
 import { componentLabels, baseLayout, note, plotDiv, react } from './plot.js';
 
 const BINS = 20;
-// Same threshold as li2core/instruments/spectra.py (CONCENTRATED): a node counts for
-// coverage once this share of its power sits in one component.
-const CONCENTRATED = 0.6;
+// Where li2core/instruments/spectra.py (CONCENTRATED) draws the line, for the histogram's
+// marker only: which nodes are locked comes from the snapshot's `locked` array.
+const CONCENTRATED = 0.8;
 
 export default {
   id: 'coverage',
   title: 'Coverage of the components',
   caption: 'Grokking needs every component covered by locked nodes ' +
-    '(dark bars: ≥ 60% of the power).',
+    '(dark bars: nodes with ≥ 80% of their power in that one component).',
   deps: ['snapshot', 'run'],
   minInterval: 250,
   mount(container, state) {
@@ -32,7 +32,8 @@ export default {
         a.dominant.data.forEach((d, j) => {
           const isActive = !act || act[j] > 0;
           const conc = a.concentration.data[j];
-          if (isActive && d >= 0 && d < c) (conc >= CONCENTRATED ? locked : diffuse)[d] += 1;
+          const isLocked = a.locked ? a.locked.data[j] > 0 : false;
+          if (isActive && d >= 0 && d < c) (isLocked ? locked : diffuse)[d] += 1;
           const bin = Math.min(BINS - 1, Math.floor(conc * BINS));
           hist[isActive ? 0 : 1][bin] += 1;
         });

@@ -3,11 +3,6 @@
 import { pinShape, shownSnapshot } from '../scrub.js';
 import { baseLayout, plotDiv, react, thinnedSeries } from './plot.js';
 
-// Same rule as li2core/instruments/energy.py (MEMORISING_MIN, MEMORISING_RATIO): an active
-// node whose train energy is high but ≥ 3× its full-table energy fits pairs, not the group.
-const MEMORISING_MIN = 0.5;
-const MEMORISING_RATIO = 3.0;
-
 export default {
   id: 'energy',
   title: 'Energy of each node',
@@ -38,7 +33,8 @@ export default {
           const groups = { ok: [[], []], mem: [[], []] };
           et.forEach((t, j) => {
             if (act && !(act[j] > 0)) return;
-            const g = t >= MEMORISING_MIN && t >= MEMORISING_RATIO * ef[j] ? 'mem' : 'ok';
+            // the snapshot's verdict (li2core/instruments/energy.py), not a copy of the rule
+            const g = a.memorising && a.memorising.data[j] > 0 ? 'mem' : 'ok';
             groups[g][0].push(ef[j]);
             groups[g][1].push(t);
           });

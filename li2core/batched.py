@@ -2,15 +2,16 @@
 and top layer train together on stacked weights W (R, 2M, K), V (R, K, M).
 
 Each run keeps its own seed (init and split, exactly as ``train()`` draws them), train
-fraction, lr and weight decay. The forward pass covers the whole M² table for every run, so
-the batch is rectangular: h[r, a·M+b] = u_r[a] + v_r[b] is a broadcast sum, no gather. The
-backward pass only touches each run's training rows (padded to the largest n_train with
-zero weight), with hand-written gradients checked against autograd in the tests.
+fraction, lr and weight decay. A training step touches only each run's training rows (padded
+to the largest n_train with zero weight), with hand-written gradients checked against autograd
+in the tests; an evaluation step runs the forward pass over the whole M² table once, for the
+metrics and the gradient alike.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -28,10 +29,10 @@ from .train import RIDGE_REG, StepRate, first_steps, note_first_steps, resolve_d
 # fields each run of a batch may choose for itself; all others must be equal within a batch
 PER_RUN_FIELDS = frozenset({"train_fraction", "weight_decay", "lr", "seed", "top_init_scale",
                             "eval_every", "snapshot_every"})
-# R·M²·K per batch. Measured on one core (benchmarks/README.md): the full-table step is
-# memory-bound once (R, M², K) outgrows the L2 cache, so ~2 MiB tensors beat bigger batches.
-# A GPU wants the opposite: as many runs per kernel as memory allows (~0.3 GiB per tensor).
-BATCH_ELEMENTS = {"cpu": 2**19, "cuda": 2**26}
+# R·M²·K per batch. Measured on one core (benchmarks/README.md): past a few MiB per (R, M², K)
+# tensor the step waits on memory, below it on per-op overhead; 640k (Z41 × 88: 4 runs, Z23 ×
+# 48: 25) measured fastest. A GPU wants as many runs per kernel as memory allows.
+BATCH_ELEMENTS = {"cpu": 640_000, "cuda": 2**26}
 
 
 def batch_key(config: RunConfig) -> str:
@@ -56,14 +57,15 @@ def plan_batches(configs: Sequence[RunConfig], max_elements: int | None = None
         budget = max_elements or BATCH_ELEMENTS[resolve_device(c.device).type]
         size = max(1, budget // (c.group_order**2 * c.hidden))
         idx = sorted(idx, key=lambda i: configs[i].train_fraction)
-        out += [idx[s:s + size] for s in range(0, len(idx), size)]
+        # as few batches as the budget allows, of near-equal size (no lone run at the end)
+        n = -(-len(idx) // size)
+        cuts = [len(idx) * j // n for j in range(n + 1)]
+        out += [idx[cuts[j]:cuts[j + 1]] for j in range(n)]
     return out
 
 
 def _activation_grad(name: str, h: torch.Tensor) -> torch.Tensor:
-    """σ′(h) for the activations of li2core.model."""
-    if name == "square":
-        return 2 * h
+    """σ′(h) for the activations of li2core.model (square is folded into gradients())."""
     if name == "relu":
         return (h > 0).to(h.dtype)
     if name == "relu_square":
@@ -74,8 +76,33 @@ def _activation_grad(name: str, h: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"activation: unknown {name!r}")
 
 
+class _Pass:
+    """Index tensors and work-buffer views for a forward pass over the first ``rows`` permuted
+    rows of every run: all M² (evaluation) or the n_max training rows."""
+
+    def __init__(self, runs: BatchedRuns, rows: int):
+        r, m, k = runs.runs, runs.m, runs.k
+        self.idx_a = runs.bags[:, :rows, 0].flatten()
+        self.idx_b = runs.bags[:, :rows, 1].flatten()
+        # flat positions of the labels in out (R, M, rows): index ops on them beat scatter
+        run = torch.arange(r, device=runs.device)[:, None] * m * rows
+        self.label = (run + runs.label[:, :rows] * rows
+                      + torch.arange(rows, device=runs.device)).flatten()
+        self.classes = runs.label[:, :rows]  # (R, rows)
+        self.minus_one = torch.full((r * rows,), -1.0, device=runs.device)
+        self.h, self.f = runs.work("h", r, rows, k), runs.work("f", r, rows, k)
+        self.out, self.sq = runs.work("out", r, m, rows), runs.work("sq", r, m, rows)
+
+
 class BatchedRuns:
-    """Stacked state of R runs with one batch key; ``evaluate`` then ``step``, like train()."""
+    """Stacked state of R runs with one batch key; ``forward`` then ``metrics``/``step``.
+
+    Parameters live in one (R, 3M, K) tensor: rows 0..2M-1 are W, rows 2M..3M-1 are Vᵀ, so
+    hidden pre-activations are sums of two of its rows and the optimizer makes one pass.
+    Each run's table rows are permuted to [training rows | test rows], so its training rows
+    (padded to the batch's largest n with zero-weight test rows) are a slice, never a gather.
+    Outputs are kept transposed, (R, M, rows): reductions over classes then run across rows.
+    """
 
     def __init__(self, configs: Sequence[RunConfig]):
         if not configs:
@@ -86,86 +113,142 @@ class BatchedRuns:
                              + ", ".join(sorted(PER_RUN_FIELDS)))
         c0 = configs[0]
         self.configs = list(configs)
-        self.device = resolve_device(c0.device)
+        self.device = dev = resolve_device(c0.device)
         self.group = c0.build_group()
-        self.m, self.k, r = self.group.order, c0.hidden, len(configs)
+        self.m, self.k, self.runs = m, k, r = self.group.order, c0.hidden, len(configs)
         self.activation, self.loss, self.ridge = c0.activation, c0.loss, c0.top_layer == "ridge"
-        ws, vs, masks, perms, self.datasets = [], [], [], [], []
-        for c in configs:
+        params = torch.empty(r, 3 * m, k)
+        perms, self.datasets = [], []
+        for i, c in enumerate(configs):
             # the same two random streams train() uses: torch for init, numpy for the split
-            w0, v0 = init_weights(self.m, self.k, c.top_init_scale,
-                                  torch.Generator().manual_seed(c.seed))
-            ws.append(w0)
-            vs.append(v0)
+            w0, v0 = init_weights(m, k, c.top_init_scale, torch.Generator().manual_seed(c.seed))
+            params[i, :2 * m], params[i, 2 * m:] = w0, v0.T
             data = make_dataset(self.group, c.train_fraction, c.seed)
             self.datasets.append(data)
-            mask = torch.zeros(self.m * self.m, dtype=torch.bool)
-            mask[data.train_idx] = True
-            masks.append(mask)
             perms.append(torch.cat([data.train_idx, data.test_idx]))
-        dev = self.device
-        self.w = torch.stack(ws).to(dev)
-        self.v = torch.stack(vs).to(dev)
-        self.label = self.datasets[0].label.to(dev)
-        self.train_mask = torch.stack(masks).to(dev).float()
-        self.test_mask = 1.0 - self.train_mask
-        self.n_train = self.train_mask.sum(1)
-        self.n_test = self.test_mask.sum(1)
-        n_max = int(self.n_train.max())
-        # training rows first, then test rows as zero-weight padding: indices stay distinct
-        rows = torch.stack(perms)[:, :n_max].to(dev)
-        self.row_weight = (torch.arange(n_max, device=dev)[None, :]
-                           < self.n_train[:, None]).float() / self.n_train[:, None]
-        run_base = torch.arange(r, device=dev)[:, None]
-        # flat indices into (R·M², ·) tensors, and into W viewed as (R·2M, K): u_a and v_b
-        self.flat_rows = (rows + run_base * self.m**2).flatten()
-        self.flat_a = (rows // self.m + run_base * 2 * self.m).flatten()
-        self.flat_b = (rows % self.m + self.m + run_base * 2 * self.m).flatten()
-        self.target = F.one_hot(self.label, self.m).float() - 1.0 / self.m  # (M², M)
-        self.target_rows = self.target[rows]
+        self.params = params.to(dev)
+        self.grad = torch.zeros_like(self.params)  # ∂J/∂params after gradients(), same layout
+        self.w = self.params[:, :2 * m]  # (R, 2M, K) view
+        self.vt = self.params[:, 2 * m:]  # (R, M, K) view: Vᵀ
+        perm = torch.stack(perms).to(dev)  # (R, M²): row i of run r is table row perm[r, i]
+        self.n_train = torch.tensor([d.n_train for d in self.datasets], device=dev)
+        self.n_max = n_max = int(self.n_train.max())
+        base = torch.arange(r, device=dev)[:, None] * 3 * m
+        # rows of params viewed as (R·3M, K): u_a and v_b of each permuted table row
+        self.bags = torch.stack([perm // m + base, perm % m + m + base], dim=2)  # (R, M², 2)
+        self.label = self.datasets[0].label.to(dev)[perm]  # (R, M²)
+        train = torch.arange(m * m, device=dev)[None, :] < self.n_train[:, None]  # (R, M²)
+        # [train, test] masks (R, 2, M²) times per-row loss and hit (R, M², 2): the four sums
+        self.split = torch.stack([train, ~train], dim=1).float()
+        self.counts = self.split.sum(dim=2, keepdim=True)  # (R, 2, 1): n_train, n_test
+        # ∂(mean loss)/∂out per row: 2/n (mse, Σ_c e²) or 1/n (cross entropy); 0 on padding
+        scale = (1.0 if self.loss == "cross_entropy" else 2.0) / self.n_train[:, None].float()
+        self.row_scale = (train[:, :n_max] * scale)[:, None, :]  # (R, 1, n_max)
+        if self.ridge:
+            t = F.one_hot(self.label[:, :n_max], m).float() - 1.0 / m
+            self.target_rows = t * train[:, :n_max, None]  # (R, n_max, M)
+        # work buffers, sized for a full-table pass (a training-rows pass uses their first part):
+        # fresh multi-MiB tensors every step cost page faults comparable to the arithmetic
+        big, out = r * m * m * k, r * m * m * m
+        self._buf = {name: torch.empty(size, device=dev) for name, size in
+                     (("h", big), ("f", big), ("out", out), ("sq", out), ("d_h", r * n_max * k))}
+        self.stats = torch.empty(r, 2, m * m, device=dev)  # per-row loss, hit (full pass)
+        # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
+        # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)
+        valid = train[:, :n_max].flatten()
+        dst = torch.cat([self.bags[:, :n_max, 0].flatten()[valid],
+                         self.bags[:, :n_max, 1].flatten()[valid]])
+        src = torch.arange(r * n_max, device=dev)[valid].repeat(2)
+        self._dw_src = src[torch.argsort(dst, stable=True)]
+        counts = torch.bincount(dst, minlength=r * 3 * m)
+        self._dw_offsets = torch.cumsum(counts, 0) - counts
+        self._passes = {True: _Pass(self, m * m), False: _Pass(self, n_max)}
+        self._d_h = self.work("d_h", r, n_max, k)
         lr = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=dev)
         wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64, device=dev)
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
-        self.runs = r
-        self.out: torch.Tensor | None = None  # (R, M², M) after a full forward, else None
-        self.h_rows = self.f_rows = self.out_rows = None  # (R, n_max, ·) training rows
+        # set by forward(): h, σ(h) (R, rows, K); the residual e (mse) or softmax − onehot (cross
+        # entropy), transposed (R, M, rows); the V actually used (centred for mse)
+        self.h = self.f = self.e = self.vt_used = None
+        self.evaluated = False  # stats hold the last forward's per-row loss and hits
+        self._scaled = False  # e's training rows already hold G = ∂J/∂out
+
+    @property
+    def v(self) -> torch.Tensor:
+        """V (R, K, M), a view of the parameters."""
+        return self.vt.mT
+
+    def work(self, name: str, *shape: int) -> torch.Tensor:
+        """A contiguous ``shape`` view of the start of work buffer ``name``."""
+        return self._buf[name][:math.prod(shape)].view(shape)
 
     def forward(self, full: bool = True) -> None:
         """σ(XW)V on each run's training rows, and on the whole table when ``full`` (metrics).
 
-        h[r, a·M+b] = u_r[a] + v_r[b]; a ridge top layer is re-solved on the training rows first.
+        h[r, i] = u_r[a_i] + v_r[b_i], two row gathers; a ridge top layer is re-solved on the
+        training rows first. For mse the output is taken with V centred over classes,
+        out = σ(h)·V·(I − 11ᵀ/M): the loss's centring moved onto the small matrix.
         """
-        m, k, r = self.m, self.k, self.runs
-        act = ACTIVATIONS[self.activation]
-        if full:
-            u, b = self.w[:, :m], self.w[:, m:]
-            h = (u[:, :, None, :] + b[:, None, :, :]).reshape(r, m * m, k)
-            f = act(h)
-            self.h_rows, self.f_rows = self._rows(h), self._rows(f)
+        ps, k = self._passes[full], self.k
+        flat = self.params.view(-1, k)
+        torch.index_select(flat, 0, ps.idx_a, out=ps.h.view(-1, k))
+        torch.index_select(flat, 0, ps.idx_b, out=ps.f.view(-1, k))  # f's buffer as scratch
+        self.h = h = ps.h.add_(ps.f)
+        if self.activation == "square":
+            self.f = f = torch.square(h, out=ps.f)
         else:
-            flat_w = self.w.reshape(r * 2 * m, k)
-            h = flat_w.index_select(0, self.flat_a) + flat_w.index_select(0, self.flat_b)
-            self.h_rows = h.view(r, -1, k)
-            self.f_rows = act(self.h_rows)
-            f = None
+            self.f = f = ACTIVATIONS[self.activation](h)
         if self.ridge:
-            self.v = self._ridge(self.f_rows)
+            self.vt.copy_(self._ridge(f[:, :self.n_max]).mT)
+        vt = self.vt
+        if self.loss == "mse":
+            vt = torch.sub(vt, vt.sum(dim=1, keepdim=True), alpha=1.0 / self.m)
+        self.vt_used = vt
+        self.e = out = torch.bmm(vt, f.mT, out=ps.out)  # (R, M, rows)
+        self.evaluated, self._scaled = full, False
+        # mse: e = out − (e_y − 1/M), the residual, whose Σ_c e_c² is the row's loss
+        flat_out = out.view(-1)
         if full:
-            self.out = f @ self.v
-            self.out_rows = self._rows(self.out)
-        else:
-            self.out = None
-            self.out_rows = self.f_rows @ self.v
+            o_y = self._hits(out, ps, self.stats[:, 1])  # leaves −∞ at the labels
+            if self.loss == "mse":
+                out.add_(1.0 / self.m)
+                flat_out.index_copy_(0, ps.label, o_y.add_(1.0 / self.m).sub_(1.0))
+                torch.sum(torch.square(out, out=ps.sq), dim=1, out=self.stats[:, 0])
+                return
+            flat_out.index_copy_(0, ps.label, o_y)
+        if self.loss == "mse":
+            out.add_(1.0 / self.m)
+            flat_out.index_add_(0, ps.label, ps.minus_one)
+            return
+        lse = torch.logsumexp(out, dim=1, keepdim=True)
+        if full:
+            torch.sub(lse[:, 0], o_y.view_as(lse[:, 0]), out=self.stats[:, 0])
+        out.sub_(lse).exp_()  # softmax − e_y: the gradient per row, before 1/n
+        flat_out.index_add_(0, ps.label, ps.minus_one)
 
-    def _rows(self, x: torch.Tensor) -> torch.Tensor:
-        """x[r, rows[r]] for x (R, M², C): each run's training rows (plus padding)."""
-        c = x.shape[2]
-        return x.reshape(-1, c).index_select(0, self.flat_rows).view(self.runs, -1, c)
+    @staticmethod
+    def _hits(out: torch.Tensor, ps: _Pass, into: torch.Tensor) -> torch.Tensor:
+        """``into`` (R, rows) ← 1.0 where argmax over classes (dim 1 of ``out``) is the label,
+        first index winning ties; returns the label outputs, leaving ``out`` −∞ there.
+
+        One max over the other classes instead of an argmax (several times slower on CPU);
+        a label that ties that max (e.g. V = 0) falls back to argmax's rule.
+        """
+        flat = out.view(-1)
+        o_y = flat.index_select(0, ps.label)
+        flat.index_fill_(0, ps.label, -math.inf)
+        rival = out.amax(dim=1)
+        if bool((o_y.view_as(rival) == rival).any()):
+            flat.index_copy_(0, ps.label, o_y)
+            torch.eq(out.argmax(dim=1), ps.classes, out=into)
+            flat.index_fill_(0, ps.label, -math.inf)
+        else:
+            torch.gt(o_y.view_as(rival), rival, out=into)
+        return o_y
 
     def _ridge(self, f_rows: torch.Tensor) -> torch.Tensor:
         """V* = (FᵀF + reg·I)⁻¹ Fᵀ(Y − 1/M) per run over its training rows (li2core.model)."""
-        valid = (self.row_weight > 0)[:, :, None]
-        f_rows = f_rows * valid
+        f_rows = f_rows * self.split[:, 0, :self.n_max, None]
         ft = f_rows.transpose(1, 2)
         gram = ft @ f_rows
         gram.diagonal(dim1=1, dim2=2).add_(RIDGE_REG)
@@ -174,70 +257,52 @@ class BatchedRuns:
             # a diverged run must not make the batched solve fail for the others
             eye = torch.eye(self.k, dtype=gram.dtype, device=gram.device)
             gram = torch.where(ok[:, None, None], gram, eye)
-        return torch.linalg.solve(gram, ft @ (self.target_rows * valid))
-
-    def row_losses(self) -> torch.Tensor:
-        """Per-row loss (R, M²), the summand of li2core.model.loss_fn, from a full forward.
-
-        mse without materialising the residual: with t = e_y − 1/M and ō the class mean,
-        Σ_c (o_c − ō − t_c)² = Σ_c o_c² − M·ō² − 2(o_y − ō) + 1 − 1/M, summed in float64
-        so the cancellation costs no accuracy.
-        """
-        out, m = self.out, self.m
-        o_y = out.gather(2, self.label.expand(self.runs, -1)[:, :, None]).squeeze(2)
-        if self.loss == "cross_entropy":
-            return torch.logsumexp(out, dim=2) - o_y
-        sq = torch.linalg.vector_norm(out, dim=2, dtype=torch.float64).square()
-        mean = out.sum(dim=2, dtype=torch.float64) / m
-        return (sq - m * mean.square() - 2 * (o_y.double() - mean) + 1 - 1 / m).float()
-
-    def hits(self) -> torch.Tensor:
-        """(R, M²) 1.0 where argmax of the output is the label (first index wins ties)."""
-        out = self.out
-        at_top = out == out.amax(dim=2, keepdim=True)
-        if int(torch.count_nonzero(at_top)) > at_top.shape[0] * at_top.shape[1]:
-            return (out.argmax(dim=2) == self.label).float()  # ties (e.g. V = 0): argmax's rule
-        return at_top.gather(2, self.label.expand(self.runs, -1)[:, :, None]).squeeze(2).float()
+        return torch.linalg.solve(gram, ft @ self.target_rows)
 
     def metrics(self) -> torch.Tensor:
         """(R, 6): train_loss, train_acc, test_loss, test_acc, ‖W‖, ‖V‖ (needs a full forward)."""
-        if self.out is None:
+        if not self.evaluated:
             raise RuntimeError("metrics need forward(full=True)")
-        with torch.no_grad():
-            loss, hit = self.row_losses(), self.hits()
-            tr, te = self.train_mask, self.test_mask
-            return torch.stack([
-                (loss * tr).sum(1) / self.n_train, (hit * tr).sum(1) / self.n_train,
-                (loss * te).sum(1) / self.n_test, (hit * te).sum(1) / self.n_test,
-                self.w.flatten(1).norm(dim=1), self.v.flatten(1).norm(dim=1)], dim=1)
+        # [[loss_tr, hits_tr], [loss_te, hits_te]] / [n_tr, n_te]; hit counts are exact
+        means = torch.bmm(self.split, self.stats.mT).div_(self.counts)
+        norms = torch.linalg.vector_norm(self.params.view(self.runs, 3, -1), dim=2)  # u, v, V
+        w_norm = torch.linalg.vector_norm(norms[:, :2], dim=1, keepdim=True)
+        return torch.cat([means.view(self.runs, 4), w_norm, norms[:, 2:]], dim=1)
 
     def gradients(self) -> list[torch.Tensor]:
-        """∂J_r/∂W_r (and ∂J_r/∂V_r for a trained top layer), J_r = run r's mean training loss."""
-        out_rows = self.out_rows
-        if self.loss == "cross_entropy":
-            d_out = torch.softmax(out_rows, dim=2)
-            d_out -= self.target_rows + 1.0 / self.m  # one-hot labels
+        """∂J_r/∂W_r (and ∂J_r/∂V_r for a trained top layer), J_r = run r's mean training loss.
+
+        With G = ∂J/∂out on the training rows: dV = σ(h)ᵀG (centred over classes for mse),
+        dh = G·Vᵀ ⊙ σ′(h), and dW gathers dh back onto rows a and M + b.
+        """
+        n, m, k = self.n_max, self.m, self.k
+        if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
+            self.e[:, :, :n].mul_(self.row_scale)
+            self._scaled = True
+        g, h, d_h = self.e[:, :, :n], self.h[:, :n], self._d_h
+        if self.activation == "square":
+            torch.bmm(g.mT, 2 * self.vt_used, out=d_h).mul_(h)  # σ′ = 2h; ×2 is exact
         else:
-            e = out_rows - out_rows.mean(dim=2, keepdim=True) - self.target_rows
-            d_out = 2 * (e - e.mean(dim=2, keepdim=True))  # the centring's own Jacobian
-        d_out *= self.row_weight[:, :, None]
-        d_h = d_out @ self.v.transpose(1, 2)
-        d_h *= _activation_grad(self.activation, self.h_rows)
-        # XᵀdH: row (a, b) sends its gradient to u_a and to v_b
-        d_h = d_h.view(-1, self.k)
-        d_w = torch.zeros(self.runs * 2 * self.m, self.k, dtype=d_h.dtype, device=d_h.device)
-        d_w.index_add_(0, self.flat_a, d_h)
-        d_w.index_add_(0, self.flat_b, d_h)
-        grads = [d_w.view_as(self.w)]
+            torch.bmm(g.mT, self.vt_used, out=d_h).mul_(_activation_grad(self.activation, h))
+        d_w = F.embedding_bag(self._dw_src, d_h.view(-1, k), self._dw_offsets, mode="sum")
+        self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
+        grads = [self.grad[:, :2 * m]]
         if not self.ridge:
-            grads.append(self.f_rows.transpose(1, 2) @ d_out)
+            d_vt = torch.bmm(g, self.f[:, :n], out=self.grad[:, 2 * m:])  # dVᵀ (R, M, K)
+            if self.loss == "mse":
+                d_vt.sub_(d_vt.sum(dim=1, keepdim=True), alpha=1.0 / m)
+            grads.append(d_vt.mT)
         return grads
 
     def step(self) -> None:
         """One full-batch optimizer step for every run, from the last forward pass."""
         grads = self.gradients()
-        params = [self.w] if self.ridge else [self.w, self.v]
-        self.opt.step(params, grads)
+        if self.ridge:
+            self.opt.step([self.w], grads)
+        elif self.opt.elementwise:  # W and Vᵀ share one tensor: one pass for both
+            self.opt.step([self.params], [self.grad])
+        else:
+            self.opt.step([self.w, self.v], grads)
 
 
 def train_batched(
@@ -285,7 +350,7 @@ def train_batched(
                 if step % c.snapshot_every == 0 or step == steps:
                     yield i, Snapshot(step=step, arrays={
                         "W": batch.w[i].cpu().numpy().astype(np.float32, copy=True),
-                        "V": batch.v[i].cpu().numpy().astype(np.float32, copy=True)})
+                        "V": batch.v[i].contiguous().cpu().numpy().astype(np.float32)})
         if step == steps:
             break
         batch.step()

@@ -23,34 +23,84 @@ def _per_run(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class BatchedAdam:
-    """Adam with coupled L2 (g ← g + η·p) or, ``decoupled``, AdamW (p ← (1 − lr·η)·p)."""
+    """Adam with coupled L2 (g ← g + η·p) or, ``decoupled``, AdamW (p ← (1 − lr·η)·p).
 
-    def __init__(self, lr: torch.Tensor, wd: torch.Tensor, decoupled: bool = False):
+    Runs sharing (lr, η) take one call of torch's fused Adam kernel (torch.optim.Adam's
+    ``fused=True`` path, the same per-element formula in one pass); where that kernel is
+    missing (old torch on CPU) or a run's slice is not contiguous, tensor ops do the same.
+    """
+
+    elementwise = True  # the same update for every element: parameters may share a tensor
+
+    def __init__(self, lr: torch.Tensor, wd: torch.Tensor, decoupled: bool = False,
+                 fused: bool = True):
         self.lr, self.wd, self.decoupled = lr.double(), wd.double(), decoupled
-        self.state: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # per parameter: first and second moments and a scratch tensor (no allocation per step)
+        self.state: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.t = 0
+        # runs sharing (lr, η), as ranges [lo, hi) of consecutive runs: one tensor each
+        self.groups: dict[tuple[float, float], list[tuple[int, int]]] = {}
+        for r, pair in enumerate(zip(lr.tolist(), wd.tolist(), strict=True)):
+            ranges = self.groups.setdefault(pair, [])
+            if ranges and ranges[-1][1] == r:
+                ranges[-1] = (ranges[-1][0], r + 1)
+            else:
+                ranges.append((r, r + 1))
+        self._fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_",
+                              None) if fused else None
+        self._t_tensor: torch.Tensor | None = None  # the step count the fused kernel reads
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         self.t += 1
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            if i not in self.state:
+                self.state[i] = (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p))
+            if not (self._fused is not None and p[0].is_contiguous() and g[0].is_contiguous()
+                    and self._fused_step(p, g, *self.state[i][:2])):
+                self._tensor_step(p, g, *self.state[i])
+
+    def _fused_step(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
+                    v: torch.Tensor) -> bool:
+        """One fused-kernel call per (lr, η) group; False (nothing changed) if unsupported."""
+        if self._t_tensor is None or self._t_tensor.device != p.device:
+            self._t_tensor = torch.zeros((), device=p.device)
+        self._t_tensor.fill_(self.t)
+        b1, b2 = ADAM_BETAS
+        whole = p.is_contiguous() and g.is_contiguous()  # else one slice per run
+        for j, ((lr, wd), ranges) in enumerate(self.groups.items()):
+            if not whole:
+                ranges = [(r, r + 1) for a, b in ranges for r in range(a, b)]
+            try:
+                self._fused([p[a:b] for a, b in ranges], [g[a:b] for a, b in ranges],
+                            [m[a:b] for a, b in ranges], [v[a:b] for a, b in ranges], [],
+                            [self._t_tensor] * len(ranges), lr=lr, beta1=b1, beta2=b2,
+                            weight_decay=wd, eps=ADAM_EPS, amsgrad=False, maximize=False)
+            except (RuntimeError, NotImplementedError):
+                if self.t > 1 or j > 0:
+                    raise  # the kernel ran before: this is a real error
+                self._fused = None  # no fused kernel for this device in this torch
+                return False
+        return True
+
+    def _tensor_step(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                     tmp: torch.Tensor) -> None:
         b1, b2 = ADAM_BETAS
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            if self.decoupled:
-                p.mul_(_per_run(1 - self.lr * self.wd, p))
-            else:
-                g = g + _per_run(self.wd, p) * p
-            if i not in self.state:
-                self.state[i] = (torch.zeros_like(p), torch.zeros_like(p))
-            m, v = self.state[i]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / bc2**0.5).add_(ADAM_EPS)
-            p.sub_(_per_run(self.lr / bc1, p) * (m / denom))
+        if self.decoupled:
+            p.mul_(_per_run(1 - self.lr * self.wd, p))
+        else:
+            g = torch.mul(p, _per_run(self.wd, p), out=tmp).add_(g)
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = torch.sqrt(v, out=tmp).div_(bc2**0.5).add_(ADAM_EPS)
+        p.sub_(torch.div(m, denom, out=tmp).mul_(_per_run(self.lr / bc1, p)))
 
 
 class BatchedSGD:
     """SGD, momentum 0.9, coupled L2: buf ← 0.9·buf + (g + η·p) (= g at step 1); p −= lr·buf."""
+
+    elementwise = True
 
     def __init__(self, lr: torch.Tensor, wd: torch.Tensor):
         self.lr, self.wd = lr.double(), wd.double()
@@ -82,6 +132,8 @@ def batched_newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 class BatchedMuon:
     """The author's Muon on W (li2core.optim.Muon), Adam with coupled L2 on V if it is trained."""
 
+    elementwise = False  # W is orthogonalised as a matrix
+
     def __init__(self, lr: torch.Tensor, wd: torch.Tensor):
         self.lr, self.wd = lr.double(), wd.double()
         self.momentum: torch.Tensor | None = None
@@ -99,12 +151,13 @@ class BatchedMuon:
             self.top.step(params[1:], grads[1:])
 
 
-def make_batched_optimizer(name: str, lr: torch.Tensor, wd: torch.Tensor):
-    """The batched twin of li2core.optim.make_optimizers(name, …); params are [W] or [W, V]."""
+def make_batched_optimizer(name: str, lr: torch.Tensor, wd: torch.Tensor, fused: bool = True):
+    """The batched twin of li2core.optim.make_optimizers(name, …); params are [W] or [W, V].
+    ``fused=False`` keeps Adam off torch's fused kernel (tests compare both paths)."""
     if name == "adam":
-        return BatchedAdam(lr, wd)
+        return BatchedAdam(lr, wd, fused=fused)
     if name == "adamw":
-        return BatchedAdam(lr, wd, decoupled=True)
+        return BatchedAdam(lr, wd, decoupled=True, fused=fused)
     if name == "sgd":
         return BatchedSGD(lr, wd)
     if name == "muon":

@@ -81,7 +81,7 @@ def _b64(array: np.ndarray) -> str:
 
 
 def table_body(record: RunRecord, snap: StoredSnapshot) -> dict:
-    """The /table resource (docs/protocol.md): flags, predictions and margins per cell."""
+    """The /table resource (docs/protocol.md): flags, labels, predictions, margins per cell."""
     out = _outcome(record, snap)
     flags = out.train.astype(np.uint8) | (out.correct.astype(np.uint8) << 1)
     pred_dtype = np.uint8 if out.order <= 256 else np.uint16
@@ -89,6 +89,7 @@ def table_body(record: RunRecord, snap: StoredSnapshot) -> dict:
             "group": record.config.get("group"),
             "names": element_names(_config(record).build_group()),
             "encoding": "base64", "cells": _b64(flags),
+            "label": _b64(out.label.astype(pred_dtype)),
             "prediction": _b64(out.prediction.astype(pred_dtype)),
             "prediction_dtype": np.dtype(pred_dtype).name,
             "margin": _b64(out.margin.astype(np.float32)),

@@ -40,9 +40,10 @@ def stored(store: MemoryRunStore, config: RunConfig, run_id: str) -> dict:
 
 
 def decode_table(body: dict) -> dict[str, np.ndarray]:
-    raw = {k: base64.b64decode(body[k]) for k in ("cells", "prediction", "margin")}
+    raw = {k: base64.b64decode(body[k]) for k in ("cells", "label", "prediction", "margin")}
     flags = np.frombuffer(raw["cells"], np.uint8)
     return {"train": (flags & 1).astype(bool), "correct": (flags & 2).astype(bool),
+            "label": np.frombuffer(raw["label"], body["prediction_dtype"]),
             "prediction": np.frombuffer(raw["prediction"], body["prediction_dtype"]),
             "margin": np.frombuffer(raw["margin"], "<f4")}
 
@@ -67,6 +68,8 @@ def test_live_run_tables_match_the_metrics_at_every_snapshot(make_client):
         assert t["train"].sum() == n["train_right"] + n["train_wrong"] == round(0.6 * 121)
         assert (t["correct"] & ~t["train"]).sum() == n["test_right"]
         assert np.all((t["margin"] > 0) == t["correct"])
+        assert np.all((t["prediction"] == t["label"]) == t["correct"])
+        assert np.array_equal(t["label"], (np.arange(121) // 11 + np.arange(121) % 11) % 11)
     # a step between snapshots answers from the one at or before it; omitted → the newest
     assert c.get(f"/api/runs/{run_id}/table", params={"step": 35}).json()["step"] == 20
     assert c.get(f"/api/runs/{run_id}/predict", params={"a": 3, "b": 4}).json()["step"] == 60

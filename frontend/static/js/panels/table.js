@@ -111,6 +111,8 @@ export default {
       if (!t) return;
       geom = layout(t);
       const { gutter, side, cell } = geom;
+      canvas.dataset.gutter = String(gutter); // css px, for tests and tools that point at cells
+      canvas.dataset.cell = String(cell);
       const dpr = window.devicePixelRatio || 1;
       const css = gutter + side;
       if (canvas.width !== Math.round(css * dpr)) {

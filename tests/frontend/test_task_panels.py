@@ -1,0 +1,136 @@
+"""The task panels in a real browser: the table's cells and counts agree with /table at the
+live and replayed steps, hover and ask show the network's answers, names fit the group, and a
+256-element table redraws fast (timings recorded in benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import httpx
+import pytest
+
+from .helpers import wait_for
+from .test_runs_over_time import finished_run, open_run, pin
+
+pytestmark = pytest.mark.browser
+
+TABLE = "document.querySelector('[data-testid=table-view]')"
+
+
+def panel_counts(page) -> dict:
+    """The counts as the panel shows them (the numbers in its legend)."""
+    return {key: int(page.locator(f"[data-testid=table-count-{key}]").inner_text())
+            for key in ("train_right", "train_wrong", "test_right", "test_wrong")}
+
+
+def table_at(url: str, run_id: str, step: int | None = None) -> dict:
+    params = {} if step is None else {"step": step}
+    r = httpx.get(f"{url}/api/runs/{run_id}/table", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_table_step(page, step: int) -> None:
+    wait_for(page, f"{TABLE} && {TABLE}.dataset.step === '{step}'", 20)
+
+
+def test_table_counts_follow_the_replay_and_match_the_api(page, server):
+    run = finished_run(server.url)
+    rid = run["id"]
+    open_run(page, server.url, rid)
+    final = run["summary"]["final"]
+    wait_table_step(page, final["step"])
+    body = table_at(server.url, rid)
+    assert panel_counts(page) == body["counts"]
+    assert body["test_acc"] == pytest.approx(final["test_acc"], abs=1e-9)
+    assert json.loads(page.evaluate(f"{TABLE}.dataset.counts")) == body["counts"]
+
+    # an early replayed step: the network has memorised the training cells, not the rest
+    rows = httpx.get(f"{server.url}/api/runs/{rid}/metrics").json()["rows"]
+    steps = httpx.get(f"{server.url}/api/runs/{rid}/snapshots").json()
+    early = next(s for s in steps if next(r for r in rows if r["step"] == s)["train_acc"] >= 0.95)
+    pin(page, early)
+    wait_table_step(page, early)
+    body = table_at(server.url, rid, early)
+    n = panel_counts(page)
+    assert n == body["counts"]
+    assert n["train_right"] >= 0.95 * (n["train_right"] + n["train_wrong"])
+    assert n["test_wrong"] > 3 * n["test_right"]
+    assert f"step {early}" in page.locator("#panel-table .panel-meta").inner_text()
+
+    # hover a cell: its names, the true answer and the network's, as /table has them
+    a, b = 5, 17
+    canvas = page.locator(".task-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    gutter, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("gutter", "cell"))
+    at = (box["x"] + gutter + (b + 0.5) * cell, box["y"] + gutter + (a + 0.5) * cell)
+    page.mouse.move(*at)
+    m = body["order"]
+    text = page.locator(".task-readout").inner_text()
+    assert text.startswith(f"{a} ∘ {b} = {(a + b) % m} · the network says")
+    assert text.endswith(f"(step {early})")
+
+    # a click on the cell asks the network about that pair, at the replayed step
+    page.mouse.click(*at)
+    wait_for(page, "document.querySelector('[data-testid=ask]').dataset.step", 10)
+    p = httpx.get(f"{server.url}/api/runs/{rid}/predict",
+                  params={"a": a, "b": b, "step": early}).json()
+    ask = page.locator("[data-testid=ask]")
+    assert ask.get_attribute("data-step") == str(early)
+    assert ask.get_attribute("data-prediction") == str(p["prediction"])
+    assert page.locator("#ask-a").input_value() == str(a)
+    assert page.errors == []
+
+
+def test_ask_by_name_in_s4_and_a_bad_name_is_explained(page, server):
+    run = finished_run(server.url, group="S4", hidden=32, steps=20, train_fraction=0.5)
+    open_run(page, server.url, run["id"])
+    wait_table_step(page, 20)
+    names = table_at(server.url, run["id"])["names"]
+    assert names[0] == "e" and "(1 2)(3 4)" in names
+    page.fill("#ask-a", "(1 2)")
+    page.fill("#ask-b", "(2 3)")
+    page.click("#ask-go")
+    wait_for(page, "document.querySelector('[data-testid=ask-verdict]')", 10)
+    a, b = names.index("(1 2)"), names.index("(2 3)")
+    p = httpx.get(f"{server.url}/api/runs/{run['id']}/predict", params={"a": a, "b": b}).json()
+    verdict = page.locator("[data-testid=ask-verdict]").inner_text()
+    assert p["names"]["label"] == "(1 2 3)"  # (2 3) first: 1→2, 2→3, 3→1
+    assert verdict.startswith("(1 2) ∘ (2 3) = (1 2 3)")
+    assert page.locator("[data-testid=ask-prediction]").inner_text() == p["names"]["prediction"]
+    assert len(page.locator(".ask-scores tbody tr").all()) == 5
+    page.fill("#ask-a", "(1 5)")
+    page.click("#ask-go")
+    wait_for(page, "document.querySelector('#ask-answer .field-error')", 5)
+    assert "not an element" in page.locator("#ask-answer").inner_text()
+    assert page.errors == []
+
+
+def test_a_256_element_table_redraws_fast(page, server):
+    run = finished_run(server.url, group="Z256", hidden=8, steps=20, snapshot_every=5,
+                       train_fraction=0.3, weight_decay=0.0)
+    open_run(page, server.url, run["id"])
+    wait_table_step(page, 20)
+    timings = []
+    for step in (5, 10, 15, 20, 5, 10):
+        pin(page, step)
+        wait_table_step(page, step)
+        timings.append(float(page.evaluate(f"{TABLE}.dataset.drawMs")))
+        assert panel_counts(page) == table_at(server.url, run["id"], step)["counts"]
+    # hover redraws (grid blit + highlight) over the 256×256 canvas
+    page.locator(".task-canvas").scroll_into_view_if_needed()
+    box = page.locator(".task-canvas").bounding_box()
+    hover_ms = page.evaluate("""async (box) => {
+        const c = document.querySelector('.task-canvas');
+        const t0 = performance.now();
+        for (let i = 0; i < 100; i++) {
+            c.dispatchEvent(new MouseEvent('mousemove', { bubbles: true,
+              clientX: box.x + box.width * (0.3 + i / 200), clientY: box.y + box.height / 2 }));
+        }
+        return (performance.now() - t0) / 100; }""", box)
+    print(f"\nZ256 table redraw: median {statistics.median(timings):.1f} ms, max "
+          f"{max(timings):.1f} ms over {len(timings)} steps; hover {hover_ms:.2f} ms per move")
+    assert statistics.median(timings) < 100 and hover_ms < 30
+    assert page.errors == []

@@ -4,10 +4,12 @@ live and replayed steps, hover and ask show the network's answers, names fit the
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 
 import httpx
+import numpy as np
 import pytest
 
 from .helpers import wait_for
@@ -133,4 +135,41 @@ def test_a_256_element_table_redraws_fast(page, server):
     print(f"\nZ256 table redraw: median {statistics.median(timings):.1f} ms, max "
           f"{max(timings):.1f} ms over {len(timings)} steps; hover {hover_ms:.2f} ms per move")
     assert statistics.median(timings) < 100 and hover_ms < 30
+    assert page.errors == []
+
+
+def test_inspector_draws_a_locked_node_as_a_smooth_wave_round_the_clock(page, server):
+    run = finished_run(server.url)
+    rid = run["id"]
+    npz = httpx.get(f"{server.url}/api/runs/{rid}/snapshot", params={"format": "npz"}).content
+    arrays = np.load(io.BytesIO(npz))
+    node = int(np.argmax(arrays["concentration"]))  # the most locked node
+    m = arrays["V"].shape[1]
+    open_run(page, server.url, rid, f"&node={node}")
+    circle = "document.querySelector('#panel-inspector .node-circle')"
+    wait_for(page, f"{circle}.data && {circle}.data.length === 4", 20)  # u, v: first and now
+    traces = page.evaluate(circle + ".data.map(t => ({name: t.name, subplot: t.subplot, "
+                           "r: t.r, theta: t.theta}))")
+    now = [t for t in traces if t["name"].endswith("(shown)")]
+    first = [t for t in traces if t["name"] == "step 0 (first)"]
+    assert len(now) == len(first) == 2
+    npz0 = httpx.get(f"{server.url}/api/runs/{rid}/snapshot",
+                     params={"format": "npz", "step": 0}).content
+    w0 = np.load(io.BytesIO(npz0))["W"]
+
+    def concentration(r):
+        power = np.abs(np.fft.rfft(r)[1:]) ** 2
+        return power.max() / power.sum()
+
+    for t, t0, rows in zip(now, first, (slice(0, m), slice(m, 2 * m)), strict=True):
+        assert t["theta"] == pytest.approx([360 * i / m for i in [*range(m), 0]])
+        for trace, weights in ((t, arrays["W"]), (t0, w0)):
+            w = weights[rows, node].astype(np.float64)
+            r = np.array(trace["r"][:-1]) - 1.6
+            np.testing.assert_allclose(r, 0.4 * w / np.abs(w).max(), atol=1e-6)
+        # now a smooth wave: nearly all of the drawn curve's power in one frequency pair,
+        # far more than at initialisation
+        now_c = concentration(np.array(t["r"][:-1]))
+        init_c = concentration(np.array(t0["r"][:-1]))
+        assert now_c > 0.8 and now_c > init_c + 0.1, (now_c, init_c)
     assert page.errors == []

@@ -129,16 +129,16 @@ export function mountNodeCircle(div, state) {
     tickfont: { size: 11 }, gridcolor: '#eee' };
     const radial = { visible: false, range: [0, 2.1] };
     react(div, data, baseLayout({
-      margin: { l: 30, r: 30, t: 64, b: 30 },
+      margin: { l: 30, r: 30, t: 84, b: 30 },
       polar: { domain: { x: [0, 0.46] }, angularaxis: angular, radialaxis: radial },
       polar2: { domain: { x: [0.54, 1] }, angularaxis: angular, radialaxis: radial },
       legend: { orientation: 'h', x: 0, y: -0.02, yanchor: 'top' },
       annotations: [
-        { text: place.note, x: 0.5, y: 1.2, xref: 'paper', yref: 'paper', showarrow: false,
+        { text: place.note, x: 0.5, y: 1.3, xref: 'paper', yref: 'paper', showarrow: false,
           xanchor: 'center', font: { size: 13, color: '#555' } },
-        { text: 'u (operand a)', x: 0.23, y: 1.1, xref: 'paper', yref: 'paper',
+        { text: 'u (operand a)', x: 0.23, y: 1.18, xref: 'paper', yref: 'paper',
           showarrow: false, xanchor: 'center', font: { size: 14 } },
-        { text: 'v (operand b)', x: 0.77, y: 1.1, xref: 'paper', yref: 'paper',
+        { text: 'v (operand b)', x: 0.77, y: 1.18, xref: 'paper', yref: 'paper',
           showarrow: false, xanchor: 'center', font: { size: 14 } },
       ],
     }));

@@ -7,13 +7,14 @@ from __future__ import annotations
 import io
 import json
 import statistics
+import time
 
 import httpx
 import numpy as np
 import pytest
 
 from .helpers import wait_for
-from .test_runs_over_time import finished_run, open_run, pin
+from .test_runs_over_time import RUN, finished_run, open_run, pin
 
 pytestmark = pytest.mark.browser
 
@@ -172,4 +173,24 @@ def test_inspector_draws_a_locked_node_as_a_smooth_wave_round_the_clock(page, se
         now_c = concentration(np.array(t["r"][:-1]))
         init_c = concentration(np.array(t0["r"][:-1]))
         assert now_c > 0.8 and now_c > init_c + 0.1, (now_c, init_c)
+    assert page.errors == []
+
+
+def test_table_follows_a_live_run(page, server):
+    r = httpx.post(f"{server.url}/api/runs", json={**RUN, "steps": 200},
+                   params={"max_steps_per_s": 25})
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    page.goto(f"{server.url}/?run={rid}")
+    wait_for(page, "window.__li2 && window.__li2.ready === true", 30)
+    wait_for(page, f"{TABLE}.dataset.step !== undefined && window.__li2.status === 'running'",
+             60)
+    seen = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < 3 and time.monotonic() < deadline:
+        seen.add(int(page.evaluate(f"{TABLE}.dataset.step")))
+        time.sleep(0.2)
+    assert len(seen) >= 3, seen  # it moved on with the run, snapshot by snapshot
+    assert all(s % RUN["snapshot_every"] == 0 for s in seen)
+    httpx.post(f"{server.url}/api/runs/{rid}/cancel")
     assert page.errors == []

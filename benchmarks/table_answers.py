@@ -35,6 +35,21 @@ def best(fn, repeats: int) -> float:
     return min(times)
 
 
+def measure(fields: dict, repeats: int) -> tuple[float, float]:
+    """(table seconds, training-forward seconds), each the best of ``repeats``."""
+    config = RunConfig(**fields)
+    m, k = config.group_order, config.hidden
+    w, v = init_weights(m, k, 1.0, torch.Generator().manual_seed(0))
+    data = make_dataset(config.build_group(), config.train_fraction, config.seed)
+
+    def forward():
+        with torch.no_grad():
+            (features(w, data.a, data.b, config.activation) @ v).argmax(1)
+
+    return (best(lambda: table_outcome(config, w.numpy(), v.numpy()), repeats),
+            best(forward, repeats))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -43,19 +58,8 @@ def main() -> None:
     print("| case | table (ms) | training forward, all rows (ms) | ratio |")
     print("| --- | ---: | ---: | ---: |")
     for name, fields in CASES.items():
-        config = RunConfig(**fields)
-        m, k = config.group_order, config.hidden
-        w, v = init_weights(m, k, 1.0, torch.Generator().manual_seed(0))
-        data = make_dataset(config.build_group(), config.train_fraction, config.seed)
-
-        def forward():
-            with torch.no_grad():
-                (features(w, data.a, data.b, config.activation) @ v).argmax(1)
-
-        t_table = best(lambda: table_outcome(config, w.numpy(), v.numpy()), args.repeats)
-        t_fwd = best(forward, args.repeats)
+        t_table, t_fwd = measure(fields, args.repeats)
         print(f"| {name} | {1e3 * t_table:.1f} | {1e3 * t_fwd:.1f} | {t_table / t_fwd:.2f} |")
-
 
 if __name__ == "__main__":
     main()

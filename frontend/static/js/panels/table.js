@@ -191,7 +191,10 @@ export default {
     canvas.addEventListener('click', (ev) => {
       const at = cellAt(ev);
       if (!at) return;
-      state.askPair = { ...at, at: performance.now() };
+      hover = at; // a tap on a touch screen has no hover: show the cell's answer here too
+      readout.textContent = describe(at.a, at.b);
+      render();
+      state.askPair = { ...at, at: performance.now() }; // read by panels/ask.js
       state.bump('task');
       document.getElementById('panel-ask')?.scrollIntoView({ block: 'nearest' });
     });

@@ -4,6 +4,7 @@
 
 import { history } from '../history-api.js';
 import { shownSnapshot } from '../scrub.js';
+import { mountNodeCircle } from './node-circle.js';
 import { baseLayout, componentLabels, note, plotDiv, react } from './plot.js';
 
 const SERIES = ['energy_full', 'energy_train'];
@@ -38,6 +39,8 @@ export default {
     meta.className = 'panel-meta';
     meta.id = 'inspector-meta';
     const div = plotDiv(container, 'plot inspector');
+    const circle = plotDiv(container, 'plot node-circle'); // u, v round a circle of elements
+    const drawCircle = mountNodeCircle(circle, state);
     const series = { key: '', fetchedAt: -Infinity, data: null, loading: false };
 
     function wantSeries(runId, node, snapStep) {
@@ -68,6 +71,7 @@ export default {
         const node = selectedNode(state);
         const snap = shownSnapshot(state);
         div.hidden = node === null || !snap;
+        circle.hidden = div.hidden;
         if (node === null) {
           meta.textContent = 'click a node in the spectrum heatmap to inspect it';
           return undefined;
@@ -81,6 +85,7 @@ export default {
         if (node >= k) {
           meta.textContent = `node ${node} does not exist: this run has ${k} nodes`;
           div.hidden = true;
+          circle.hidden = true;
           return undefined;
         }
         wantSeries(state.run?.id, node, snap.step);
@@ -134,6 +139,7 @@ export default {
             y0: 0, y1: 1, line: { color: '#000', width: 2 } }],
           legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
         }));
+        drawCircle(snap, node);
         return undefined;
       },
     };

@@ -80,6 +80,7 @@ class StageDetector:
         self.rows: list[tuple[int, float, float | None, float | None]] = []  # step, test, conc, cov
         self.last: dict | None = None
         self.events: list[StageChange] = []
+        self._forming = False  # G_F still aligned and concentration still rising (last row)
         self._inherited = list(inherited or [])
         self._fork = fork or {}
 
@@ -197,7 +198,8 @@ class StageDetector:
         slope = (rise - self._rise(then[2]) if then is not None and then[2] is not None
                  and rise is not None and self.t_fit is not None and then[0] >= self.t_fit
                  else None)
-        gain = lift(test, self.m) - lift(then[1], self.m) if then is not None else None
+        # trend of test accuracy over the window (over the whole history while it is shorter)
+        gain = lift(test, self.m) - lift((then or self.rows[0])[1], self.m)
         base = {"train_acc": train, "test_acc": test, "test_lift": lift(test, self.m),
                 "conc_mean": conc, "conc_init": self.conc0, "conc_rise": rise,
                 "coverage": cover, "gf_align": align, "t_fit": self.t_fit}
@@ -237,15 +239,16 @@ class StageDetector:
             active = row.get("active_nodes")
             mem_share = (mem / active) if mem is not None and active else None
             near = lift(test, self.m) < th.near_chance
-            flat = gain is not None and gain < th.rising
+            flat = gain < th.rising
             stalled = slope is not None and slope < th.stall
             # G_F measured within the last window still carries the labels: features may form
             carries = (align is not None and align >= th.align and self.align_step is not None
                        and self.align_step >= max(self.t_fit, step - w))
             pairs = mem_share is not None and mem_share >= th.memorising_share
             held = step - self.t_fit >= 2 * w
+            self._forming = carries and not stalled
             if near and flat and ((held and (pairs or (stalled and not carries)))
-                                  or (last and not (carries and not stalled))):
+                                  or (last and not self._forming)):
                 out.append(self._emit(
                     self.t_fit, step, MEMORISED,
                     "train acc ≥ train_fit, test accuracy near chance (lift < near_chance) and "
@@ -253,7 +256,8 @@ class StageDetector:
                     "and either memorising nodes ≥ memorising_share of active nodes or no "
                     "feature learning (G_F no longer aligned with the labels, gf_align < align, "
                     "and concentration rise over the window < stall), 2 windows after the fit; "
-                    "or the run ended so without features forming. Onset: the fit.",
+                    "or the run ended so without features forming (not both G_F aligned and "
+                    "concentration rising). Onset: the fit.",
                     {**base, "test_lift_gain": gain, "rise_last_window": slope,
                      "memorising_share": mem_share, "window": w},
                     {k: asdict(th)[k] for k in ("train_fit", "near_chance", "rising", "stall",
@@ -271,4 +275,4 @@ class StageDetector:
         then = self._row_before(step, self._window())
         return final_outcome(float(self.last["train_acc"]), float(self.last["test_acc"]), self.m,
                              then[1] if then is not None else None,
-                             features_forming=self.stage not in (None, "lazy"))
+                             features_forming=self.stage not in (None, "lazy") or self._forming)

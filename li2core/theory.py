@@ -19,8 +19,8 @@ from .energy import (  # noqa: F401  (re-exported API)
     energy_star,
 )
 from .groups import Group
-from .vocabulary import GENERALISE, MEMORISE, UNCERTAIN
 from .irreps import component_power, isotypic_components
+from .vocabulary import GENERALISE, MEMORISE, UNCERTAIN
 
 P_CRIT_CONSTANT = 2.7482  # the author's fit of p_crit = c·ln M / M over abelian groups
 BORDERLINE = 1.25  # p within [p_crit, 1.25·p_crit): both kinds of maxima coexist (§3)

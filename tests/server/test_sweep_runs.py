@@ -65,7 +65,7 @@ def test_a_cell_streams_live_to_the_run_websocket(make):
     assert [h["step"] for h in messages if h["type"] == "snapshot"][-1] == 60
     finished = [m for m in messages if m["type"] != "snapshot"][-1]  # a snapshot may follow
     assert finished["type"] == "finished" and finished["status"] == "completed"
-    assert finished["summary"]["outcome"] in ("generalised", "memorised", "still_lazy")
+    assert finished["summary"]["outcome"] in ("generalised", "memorised", "still_learning", "not_fitted")
     seqs = [m["seq"] for m in messages if m["type"] != "snapshot"]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     # the store holds the same seq numbers: a viewer resuming after the end gets the rest

@@ -124,7 +124,7 @@ def classify_outcome(final: dict, initial_train_loss: float | None = None, order
     return final_outcome(final["train_acc"], final["test_acc"], order, test_before)
 
 
-def test_window_ago(history: list[tuple[int, float, float]]) -> float | None:
+def window_ago_test_acc(history: list[tuple[int, float, float]]) -> float | None:
     """Test acc one trend window (max(TREND_WINDOW, fit step)) before the last of
     ``history`` = [(step, train_acc, test_acc)], None when the run is shorter than that."""
     if not history:
@@ -195,8 +195,9 @@ def run_sweep(
             s = event.summary
             res.final, res.first_step = s["final"], s["first_step"]
             res.steps_done, res.stopped = s["steps_done"], s["stopped"]
+            before = window_ago_test_acc(res.history)
             res.outcome = classify_outcome(res.final, res.initial_train_loss,
-                                           res.config.group_order, test_window_ago(res.history))
+                                           res.config.group_order, before)
             s["outcome"] = res.outcome  # a store of sweep runs keeps it with the summary
         if on_event is not None:
             on_event(index, event)

@@ -5,7 +5,7 @@ import pytest
 
 from li2core import train
 from li2core.presets import PRESET_OUTCOMES, PRESETS, get_preset
-from li2core.sweep import classify_outcome, test_window_ago
+from li2core.sweep import classify_outcome, window_ago_test_acc
 from li2core.vocabulary import OUTCOMES
 
 SMALL = [name for name in PRESETS if not name.startswith("fig3")]
@@ -23,7 +23,7 @@ def preset_outcome(name: str) -> tuple[str, dict]:
         elif ev.kind == "finished":
             summary = ev.summary
     outcome = classify_outcome(summary["final"], first_loss, cfg.group_order,
-                               test_window_ago(history))
+                               window_ago_test_acc(history))
     return outcome, summary
 
 

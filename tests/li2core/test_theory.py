@@ -8,7 +8,6 @@ from li2core.config import RunConfig
 from li2core.energy import SIGMA, Rows, _automorphism_classes, ascend, component_energy_star
 from li2core.groups import parse_group
 from li2core.irreps import component_power, concentration, isotypic_components
-from li2core.vocabulary import agreement
 from li2core.model import ACTIVATIONS
 from li2core.theory import (
     energy,
@@ -20,6 +19,7 @@ from li2core.theory import (
     simulate_independent,
 )
 from li2core.train import train
+from li2core.vocabulary import agreement
 
 torch.set_num_threads(1)
 ACTS = ["square", "relu", "silu", "relu_square"]

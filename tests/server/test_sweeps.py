@@ -5,6 +5,7 @@ import contextlib
 import pytest
 from fastapi.testclient import TestClient
 
+from li2core.vocabulary import OUTCOMES
 from server.app import create_app
 from server.jobs.sweep_store import MemorySweepStore, SqliteSweepStore, SweepRecord
 from server.jobs.sweep_worker import LocalSweepRunner, ThreadSweepRunner
@@ -216,4 +217,4 @@ def test_the_process_runner_streams_a_sweep():
     snaps = [m.data[:2] for m in messages if m.kind == "snapshot"]
     assert sorted(snaps) == [(0, 0), (0, 10), (0, 20), (1, 0), (1, 10), (1, 20)]
     finished = [m.data[1] for m in messages if m.kind == "cell_finished"]
-    assert all(f["outcome"] in ("generalised", "memorised", "still_learning", "not_fitted") for f in finished)
+    assert all(f["outcome"] in OUTCOMES for f in finished)

@@ -14,7 +14,7 @@ SMALL = [name for name in PRESETS if not name.startswith("fig3")]
 def preset_outcome(name: str) -> tuple[str, dict]:
     """Train the preset as configured (bare engine: outcomes need only the metric rows) and
     classify it with the sweeps' rule (li2core.vocabulary.final_outcome)."""
-    cfg = get_preset(name).with_(snapshot_every=100_000)
+    cfg = get_preset(name).with_(eval_every=5, snapshot_every=100_000)  # eval: no_grad, same run
     history, first_loss, summary = [], None, None
     for ev in train(cfg, instruments=False):
         if ev.kind == "metrics":

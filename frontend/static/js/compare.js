@@ -8,6 +8,7 @@ import { changeText } from './lineage.js';
 import { OKABE_ITO, baseLayout, react } from './panels/plot.js';
 import { nodeOrder } from './panels/spectrum.js';
 import { stageInfo } from './stages.js';
+import { outcomeInfo } from './vocabulary.js';
 
 const $ = (id) => document.getElementById(id);
 const FETCH_DELAY_MS = 120;
@@ -208,12 +209,17 @@ function drawDiff(runs) {
   const rows = view.diffFields.map((n) => `<tr data-field="${escapeHtml(n)}"><td>` +
     `${escapeHtml(n)}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
     '</td>').join('')}</tr>`);
+  // each run's outcome in the vocabulary's words (li2core.vocabulary), differing or not
+  rows.push('<tr data-field="outcome"><td>outcome</td>' + runs.map(({ d }) => {
+    const key = d.run.summary?.outcome;
+    return `<td>${key ? escapeHtml(outcomeInfo(key).label) : '—'}</td>`;
+  }).join('') + '</tr>');
   const forks = runs.filter(({ d }) => d.run.parent).map(({ id, d }) => `<p>${escapeHtml(id)} ` +
     `forked from ${escapeHtml(d.run.parent.run_id)} at step ${d.run.parent.step}` +
     `${Object.keys(d.run.parent.changes ?? {}).length
       ? ` (${escapeHtml(changeText(d.run.parent.changes))})` : ''}</p>`);
   $('compare-diff').innerHTML = runs.length < 2 ? '<p class="empty-note">pick two or more runs</p>'
-    : (rows.length ? `<table class="config-diff">${head}${rows.join('')}</table>`
+    : (rows.length > 1 ? `<table class="config-diff">${head}${rows.join('')}</table>`
       : '<p class="empty-note">all settings are equal</p>') + forks.join('');
 }
 

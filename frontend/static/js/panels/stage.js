@@ -99,8 +99,9 @@ export default {
         explain.textContent = info.says;
         const key = at === null ? state.summary?.outcome : null;
         outcome.dataset.outcome = key ?? '';
-        outcome.textContent = key ? `Outcome: ${outcomeInfo(key).label}. ${outcomeInfo(key).says}`
-          : '';
+        // the outcome's explanation only when the stage shown does not already give it
+        outcome.textContent = !key ? '' : `Outcome: ${outcomeInfo(key).label}.` +
+          (key === cur.stage ? '' : ` ${outcomeInfo(key).says}`);
         const rule = cur.evidence?.rule;
         const parts = [];
         if (rule) {

@@ -37,6 +37,9 @@ RUNS: dict[str, dict] = {
     "fig3 wd0": {**FIG3, "weight_decay": 0.0},
     "Z23": dict(group="Z23", train_fraction=0.6, weight_decay=1e-3, steps=300, **K256),
     "Z23 wd0": dict(group="Z23", train_fraction=0.6, weight_decay=0.0, steps=300, **K256),
+    # wider than the training rows (K ≥ n = 317): the theory card's firm "memorise" for wd = 0
+    "Z23 K=512 wd0": dict(group="Z23", train_fraction=0.6, weight_decay=0.0, steps=300,
+                          **{**K256, "hidden": 512}),
     "Z23 0.3·p_crit": dict(group="Z23", train_fraction=0.1125, weight_decay=1e-3, steps=300,
                            **K256),
     "Z23 relu": dict(group="Z23", train_fraction=0.6, weight_decay=1e-3, activation="relu",

@@ -224,3 +224,20 @@ def test_fig3_stages_follow_the_reference_timeline():
     assert 100 <= steps["generalised"] <= 170
     assert events[-1].summary["coverage"] == 35
     assert events[-1].summary["agreement"] == "came_true"
+
+
+@pytest.mark.slow
+def test_fig3_without_weight_decay_is_memorised_from_the_fit():
+    """At fig3 width (K = 2048 ≥ n) without weight decay G_F fades: memorised, conclusive within
+    ~90 steps (docs/stages.md), and the theory card's firm "memorise" came true."""
+    cfg = RunConfig(group="Z71", hidden=2048, train_fraction=0.4, lr=1e-3, weight_decay=0.0,
+                    steps=120, eval_every=1, snapshot_every=1000)
+    events = list(train(cfg))
+    rows = [e.row() for e in events if e.kind == "metrics"]
+    stages = [e for e in events if e.kind == "stage"]
+    assert [e.stage for e in stages] == ["lazy", "memorised"]
+    mem = stages[1]
+    assert mem.step == _first(rows, "train_acc", 0.99) and mem.evidence["conclusive_step"] <= 100
+    summary = events[-1].summary
+    assert (summary["outcome"], summary["verdict"], summary["agreement"]) == \
+        ("memorised", "memorise", "came_true")

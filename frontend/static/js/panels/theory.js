@@ -53,9 +53,9 @@ export default {
         const verdict = row(body, '', 'verdict');
         verdict.id = 'theory-verdict';
         verdict.dataset.verdict = pred.verdict ?? '';
-        verdict.textContent = pred.verdict
-          ? `Prediction: ${verdictInfo(pred.verdict).label}. ${verdictInfo(pred.verdict).says}`
+        verdict.textContent = pred.verdict ? `Prediction: ${verdictInfo(pred.verdict).label}`
           : 'Prediction: none for this setup';
+        if (pred.verdict) row(body, escapeHtml(verdictInfo(pred.verdict).says), 'panel-meta');
         if (Array.isArray(pred.reasons) && pred.reasons.length) {
           const ul = document.createElement('ul');
           for (const r of pred.reasons) ul.append(Object.assign(document.createElement('li'),

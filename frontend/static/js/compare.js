@@ -59,14 +59,16 @@ function fillPicker(runs) {
     const fork = r.parent ? `fork of ${escapeHtml(r.parent.run_id)} @ ${r.parent.step}` : '';
     return `<tr><td><input type="checkbox" value="${escapeHtml(r.id)}"${checked}></td>` +
       `<td>${escapeHtml(r.id)}</td><td>${escapeHtml(r.status)}</td>` +
+      `<td>${r.summary?.outcome ? escapeHtml(outcomeInfo(r.summary.outcome).label) : ''}</td>` +
       `<td>${escapeHtml(c.group)}</td><td>${escapeHtml(c.hidden)}</td>` +
       `<td>${escapeHtml(c.train_fraction)}</td><td>${escapeHtml(c.optimizer)}</td>` +
       `<td>${escapeHtml(c.lr)}</td><td>${escapeHtml(c.weight_decay)}</td>` +
       `<td>${escapeHtml(c.steps)}</td><td>${fork}</td></tr>`;
   });
   rows.push(...extra.map((id) => `<tr><td><input type="checkbox" value="${escapeHtml(id)}" ` +
-    `checked></td><td>${escapeHtml(id)}</td><td colspan="9"></td></tr>`));
-  $('run-picker').innerHTML = '<tr><th></th><th>run</th><th>status</th><th>group</th>' +
+    `checked></td><td>${escapeHtml(id)}</td><td colspan="10"></td></tr>`));
+  $('run-picker').innerHTML = '<tr><th></th><th>run</th><th>status</th><th>outcome</th>' +
+    '<th>group</th>' +
     '<th>K</th><th>p</th><th>optimizer</th><th>lr</th><th>η</th><th>steps</th><th>lineage</th>' +
     `</tr>${rows.join('')}`;
 }

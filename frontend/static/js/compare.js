@@ -212,17 +212,17 @@ function drawDiff(runs) {
     `${escapeHtml(n)}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
     '</td>').join('')}</tr>`);
   // each run's outcome in the vocabulary's words (li2core.vocabulary), differing or not
-  rows.push('<tr data-field="outcome"><td>outcome</td>' + runs.map(({ d }) => {
+  const outcomes = '<tr class="outcome-row"><td>outcome</td>' + runs.map(({ d }) => {
     const key = d.run.summary?.outcome;
     return `<td>${key ? escapeHtml(outcomeInfo(key).label) : '—'}</td>`;
-  }).join('') + '</tr>');
+  }).join('') + '</tr>';
   const forks = runs.filter(({ d }) => d.run.parent).map(({ id, d }) => `<p>${escapeHtml(id)} ` +
     `forked from ${escapeHtml(d.run.parent.run_id)} at step ${d.run.parent.step}` +
     `${Object.keys(d.run.parent.changes ?? {}).length
       ? ` (${escapeHtml(changeText(d.run.parent.changes))})` : ''}</p>`);
   $('compare-diff').innerHTML = runs.length < 2 ? '<p class="empty-note">pick two or more runs</p>'
-    : (rows.length > 1 ? `<table class="config-diff">${head}${rows.join('')}</table>`
-      : '<p class="empty-note">all settings are equal</p>') + forks.join('');
+    : `<table class="config-diff">${head}${rows.join('')}${outcomes}</table>` +
+      (rows.length ? '' : '<p class="empty-note">all settings are equal</p>') + forks.join('');
 }
 
 // -- wiring ------------------------------------------------------------------------------------

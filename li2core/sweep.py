@@ -1,7 +1,7 @@
 """Sweeps: a base RunConfig, a grid of values, every run's outcome (li2-theory §3 "Sample size").
 
 A sweep expands to at most ``MAX_RUNS`` RunConfigs, trains them in batches (li2core.batched)
-and classifies each run as generalised / memorised / still_lazy / diverged (docs/sweeps.md).
+and classifies each run with the outcome words of li2core.vocabulary (docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -16,18 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .config import RunConfig
 from .events import Event
+from .vocabulary import (
+    DIVERGED,
+    GENERALISED,
+    MEMORISED,
+    NOT_FITTED,
+    STILL_LEARNING,
+    TRAIN_FIT,
+    final_outcome,
+)
 
 MAX_RUNS = 256
 SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed"]
 SWEEP_FIELDS: tuple[str, ...] = SweepField.__args__
 Axis = Annotated[list[float | int | str], Field(min_length=1, max_length=MAX_RUNS)]
 
-# outcome rule (docs/sweeps.md): thresholds on the final metrics row
-OUTCOMES = ("generalised", "memorised", "still_lazy", "diverged")
+# outcome rule (docs/sweeps.md, li2core.vocabulary.final_outcome) on the final metrics row
+OUTCOMES = (GENERALISED, MEMORISED, STILL_LEARNING, NOT_FITTED, DIVERGED)
 NOT_RUN = "not_run"  # a stopped sweep's runs that never started
-GENERALISED_TEST_ACC = 0.95
-MEMORISED_TRAIN_ACC = 0.99
-MEMORISED_TEST_ACC = 0.5
+TREND_WINDOW = 25  # steps (at least; at least the time to fit) over which "rising" is judged
 DIVERGED_LOSS_FACTOR = 10.0  # final train loss above this multiple of the step-0 loss
 
 
@@ -104,19 +111,28 @@ class SweepConfig(BaseModel):
         return [self.base.with_(**p) for p in self.points()]
 
 
-def classify_outcome(final: dict, initial_train_loss: float | None = None) -> str:
-    """generalised / memorised / still_lazy / diverged from the final metrics (docs/sweeps.md)."""
+def classify_outcome(final: dict, initial_train_loss: float | None = None, order: int = 2,
+                     test_before: float | None = None) -> str:
+    """generalised / memorised / still_learning / not_fitted / diverged from the final metrics;
+    ``order`` = M (chance 1/M), ``test_before`` = test acc one trend window earlier."""
     losses = (final.get("train_loss", math.nan), final.get("test_loss", math.nan))
     if not all(math.isfinite(x) for x in losses):
-        return "diverged"
+        return DIVERGED
     if (initial_train_loss is not None and math.isfinite(initial_train_loss)
             and losses[0] > DIVERGED_LOSS_FACTOR * initial_train_loss):
-        return "diverged"
-    if final["test_acc"] >= GENERALISED_TEST_ACC:
-        return "generalised"
-    if final["train_acc"] >= MEMORISED_TRAIN_ACC and final["test_acc"] < MEMORISED_TEST_ACC:
-        return "memorised"
-    return "still_lazy"
+        return DIVERGED
+    return final_outcome(final["train_acc"], final["test_acc"], order, test_before)
+
+
+def window_ago_test_acc(history: list[tuple[int, float, float]]) -> float | None:
+    """Test acc one trend window (max(TREND_WINDOW, fit step)) before the last of
+    ``history`` = [(step, train_acc, test_acc)], None when the run is shorter than that."""
+    if not history:
+        return None
+    fit = next((s for s, tr, _ in history if tr >= TRAIN_FIT), None)
+    target = history[-1][0] - max(TREND_WINDOW, fit or 0)
+    before = [te for s, _, te in history if s <= target]
+    return before[-1] if before else None
 
 
 @dataclass
@@ -126,12 +142,13 @@ class RunOutcome:
     index: int
     point: dict
     config: RunConfig
-    outcome: str = "still_lazy"
+    outcome: str = STILL_LEARNING
     final: dict = field(default_factory=dict)
     first_step: dict = field(default_factory=dict)
     initial_train_loss: float | None = None
     steps_done: int = 0
     stopped: bool = False
+    history: list[tuple[int, float, float]] = field(default_factory=list, repr=False)
 
     def row(self) -> dict:
         """The CSV/JSON row: grid values, outcome, final accuracies, first step test ≥ 0.9."""
@@ -170,13 +187,17 @@ def run_sweep(
 
     def consume(index: int, event: Event) -> None:
         res = results[index]
-        if event.kind == "metrics" and res.initial_train_loss is None:
-            res.initial_train_loss = event.train_loss
+        if event.kind == "metrics":
+            if res.initial_train_loss is None:
+                res.initial_train_loss = event.train_loss
+            res.history.append((event.step, event.train_acc, event.test_acc))
         elif event.kind == "finished":
             s = event.summary
             res.final, res.first_step = s["final"], s["first_step"]
             res.steps_done, res.stopped = s["steps_done"], s["stopped"]
-            res.outcome = classify_outcome(res.final, res.initial_train_loss)
+            before = window_ago_test_acc(res.history)
+            res.outcome = classify_outcome(res.final, res.initial_train_loss,
+                                           res.config.group_order, before)
             s["outcome"] = res.outcome  # a store of sweep runs keeps it with the summary
         if on_event is not None:
             on_event(index, event)

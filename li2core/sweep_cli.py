@@ -18,8 +18,8 @@ from .sweep import SWEEP_FIELDS, SweepConfig, run_sweep
 from .sweep_presets import SWEEP_PRESETS, get_sweep_preset
 from .theory import P_CRIT_CONSTANT
 
-LETTERS = {"generalised": "G", "memorised": "M", "still_lazy": "L", "diverged": "D",
-           "not_run": "."}
+LETTERS = {"generalised": "G", "memorised": "M", "still_learning": "S", "not_fitted": "F",
+           "diverged": "D", "not_run": "."}
 
 
 def format_sweep_error(exc: ValidationError) -> str:
@@ -104,7 +104,8 @@ def phase_table(sweep: SweepConfig, results) -> list[str]:
         f"{(f'{c:g}' if isinstance(c, float) else str(c)):>{width}}" for c in cols)]
     for key, cells in rows.items():
         lines.append(f"{labels[key]:<{label_w}}" + "".join(f"{cells[c]:>{width}}" for c in cols))
-    lines.append("G generalised, M memorised, L still lazy, D diverged (one letter per seed)")
+    lines.append("G generalised, M memorised, S still learning, F not yet fitted, D diverged "
+                 "(one letter per seed)")
     return lines
 
 

@@ -141,7 +141,8 @@ def train(
 ) -> Iterator[Event]:
     """Train ``config`` and yield RunStarted, StepMetrics, Snapshot, StageChange, Finished.
 
-    ``initial`` = {"W", "V", "step"} starts from stored weights (a fork); ``max_steps_per_s``
+    ``initial`` = {"W", "V", "step"} starts from stored weights (a fork; optional "stages" and
+    "fork" = the parent's stage events up to the fork and {"run_id", "step"}); ``max_steps_per_s``
     throttles for lectures; ``stop()`` is polled between steps.
     """
     device = resolve_device(config.device)
@@ -165,6 +166,9 @@ def train(
                                  config.weight_decay)
     if probe is None:
         probe = _default_probe(config, data) if instruments else NullProbe()
+    if initial is not None and initial.get("stages") and hasattr(probe, "inherit"):
+        # a fork continues its parent's stage history instead of starting at Stage I again
+        probe.inherit(initial["stages"], initial.get("fork") or {"step": start_step})
 
     from .irreps import isotypic_components
     from .theory import min_width, p_crit, predict_verdict

@@ -42,7 +42,7 @@ class ForkError(ValueError):
 class ForkPlan:
     config: RunConfig
     lineage: dict  # {"parent": {"run_id", "step", "changes": {field: {"from", "to"}}}}
-    initial: dict  # {"W", "V", "step"} for li2core.train
+    initial: dict  # {"W", "V", "step", "stages", "fork"} for li2core.train
 
 
 def _error(field: str, msg: str, kind: str = "value_error") -> dict:
@@ -67,9 +67,20 @@ def run_end(config: dict, lineage: dict | None) -> int:
     return int(parent.get("step", 0)) + int(config["steps"])
 
 
+def inherited_stages(parent_stages: list[dict], fork_step: int) -> list[dict]:
+    """The parent's stage events whose onset is at or before the fork step; evidence that only
+    became conclusive after the fork is not the fork's to inherit."""
+    return [{"step": s["step"], "stage": s["stage"], "evidence": s.get("evidence") or {}}
+            for s in parent_stages
+            if s["step"] <= fork_step
+            and (s.get("evidence") or {}).get("conclusive_step", s["step"]) <= fork_step]
+
+
 def plan_fork(parent_id: str, parent_config: dict, parent_lineage: dict | None,
-              snapshot_step: int, arrays: dict, changes: dict[str, Any]) -> ForkPlan:
-    """The fork's validated config, the lineage it records and its starting weights."""
+              snapshot_step: int, arrays: dict, changes: dict[str, Any],
+              parent_stages: list[dict] | None = None) -> ForkPlan:
+    """The fork's validated config, the lineage it records, its starting weights and the
+    parent's stage history up to the fork step."""
     base = RunConfig(**parent_config)
     errors = [_error(name, f"{name}: a fork continues the parent's weights, so it cannot "
                      f"change their shape ({', '.join(SHAPE_FIELDS)} stay as they are)")
@@ -90,4 +101,7 @@ def plan_fork(parent_id: str, parent_config: dict, parent_lineage: dict | None,
     recorded = {name: {"from": parent_config.get(name), "to": dumped[name]}
                 for name in changes if dumped[name] != parent_config.get(name)}
     lineage = {"parent": {"run_id": parent_id, "step": snapshot_step, "changes": recorded}}
-    return ForkPlan(config, lineage, {"W": arrays["W"], "V": arrays["V"], "step": snapshot_step})
+    return ForkPlan(config, lineage, {
+        "W": arrays["W"], "V": arrays["V"], "step": snapshot_step,
+        "stages": inherited_stages(parent_stages or [], snapshot_step),
+        "fork": {"run_id": parent_id, "step": snapshot_step}})

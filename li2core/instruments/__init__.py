@@ -78,6 +78,13 @@ class InstrumentProbe:
         self._cache: dict = {}
         self._nodes_per_component: list[int] = [0] * self.n_components
         self._fresh: set[str] = set()
+        self._inherited: list[dict] = []
+        self._fork: dict = {}
+
+    def inherit(self, stages: list[dict], fork: dict) -> None:
+        """A fork continues its parent's stage history ({"step", "stage", "evidence"} up to the
+        fork step); ``fork`` = {"run_id", "step"} says where it forked."""
+        self._inherited, self._fork = list(stages), dict(fork)
 
     def _place(self, device) -> None:
         """Index tensors and row blocks on ``device`` (train() may move the data after a
@@ -91,12 +98,18 @@ class InstrumentProbe:
         if getattr(self, "subset", None) is not None:
             self.subset = self.subset.to(device)
 
+    @property
+    def fresh(self) -> frozenset[str]:
+        """Scalars computed at the last eval row (the others carry an older value)."""
+        return frozenset(self._fresh)
+
     # -- Probe protocol ---------------------------------------------------------------------
     def scalars(self, state, row: dict[str, float]) -> dict[str, float]:
         """Run every group that is due at this eval row; return all values known so far."""
         if self.start is None:
             self.start, self.end = state.step, state.step + self.config.steps
-            self.detector = StageDetector(self.n_components, self.end)
+            self.detector = StageDetector(self.n_components, self.end, order=self.m,
+                                          inherited=self._inherited, fork=self._fork)
         if state.w.device != self.device:
             self._place(state.w.device)
         final = state.step == self.end
@@ -150,12 +163,19 @@ class InstrumentProbe:
         return out
 
     def summary(self) -> dict:
+        from ..theory import predict_verdict
+        from ..vocabulary import agreement
+
+        outcome = self.detector.final_outcome() if self.detector is not None else None
+        verdict = predict_verdict(self.config)["verdict"]
         return {
             "coverage": self.values.get("coverage"),
             "coverage_max": self.values.get("coverage_max"),
             "concentration": self.values.get("conc_mean"),
             "nodes_per_component": self._nodes_per_component,
-            "outcome": self.detector.outcome if self.detector is not None else None,
+            "outcome": outcome,  # li2core.vocabulary outcome key
+            "verdict": verdict,
+            "agreement": agreement(verdict, outcome),  # the theory card's "came true" or not
         }
 
     # -- instrument groups (each returns its scalars) -----------------------------------------

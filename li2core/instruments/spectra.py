@@ -2,21 +2,51 @@
 
 P_j(c) = ‖Π_c w‖² for node j (u_j = W[:M, j], v_j = W[M:, j], and row j of V), from
 li2core.irreps. The trivial component is left out, so concentration measures how much of a
-node's non-constant power sits in its strongest component.
+node's non-constant power sits in its strongest component, normalised for component size so that
+a random node reads ~0 on every group and a node inside one component reads 1.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 import torch
 
 from ..irreps import Components, component_power
 from .hidden import column_norms
 
 ACTIVE_FRACTION = 0.2  # active: ‖w_j‖ ≥ this × the 99th percentile of ‖w_j‖ (robust "max")
-CONCENTRATED = 0.8  # a node counts for coverage once this share of its power is in one component
+CONCENTRATED = 0.75  # normalised concentration at which a node counts as locked (coverage)
+BASELINE_SAMPLES, BASELINE_SEED = 20000, 7
+
+
+@lru_cache(maxsize=64)
+def _baseline(sizes: tuple[int, ...]) -> float:
+    """E[max_c P(c)/Σ_c P(c)] for a random isotropic node (u and v): P(c) ~ χ² with 2·size_c
+    degrees of freedom. Large components win the max by chance (S4: 0.47, Z71: 0.09)."""
+    rng = np.random.default_rng(BASELINE_SEED)
+    p = rng.chisquare(2 * np.asarray(sizes, dtype=np.float64), (BASELINE_SAMPLES, len(sizes)))
+    return float((p.max(axis=1) / p.sum(axis=1)).mean())
+
+
+def concentration_baseline(comps: Components) -> float:
+    """The raw concentration a random node has on average for this group's component sizes."""
+    return _baseline(tuple(int(s) for s in comps.sizes))
+
+
+def normalised_concentration(comps: Components, spectrum):
+    """(max_c P_j(c)/Σ_c P_j(c) − r₀)/(1 − r₀), clipped to [0, 1], from a (K, C) power array;
+    r₀ = concentration_baseline. One lock threshold then means the same on Z_M and S_n."""
+    from ..irreps import concentration
+
+    r0 = concentration_baseline(comps)
+    raw = concentration(spectrum)
+    if isinstance(raw, np.ndarray):
+        return np.clip((raw - r0) / (1.0 - r0), 0.0, 1.0)
+    return ((raw - r0) / (1.0 - r0)).clamp(0.0, 1.0)
 
 
 @dataclass
@@ -24,7 +54,7 @@ class NodeSpectra:
     spec_u: torch.Tensor  # (K, C)
     spec_v: torch.Tensor  # (K, C)
     spec_V: torch.Tensor | None  # (K, C), only when asked for (snapshots)
-    concentration: torch.Tensor  # (K,) max_c P_j(c) / Σ_c P_j(c) of u_j and v_j together
+    concentration: torch.Tensor  # (K,) normalised_concentration of u_j and v_j together
     dominant: torch.Tensor  # (K,) argmax_c P_j(c)
     agree: torch.Tensor  # (K,) bool: argmax of u_j's spectrum = argmax of v_j's
     active: torch.Tensor  # (K,) bool
@@ -38,9 +68,9 @@ def node_spectra(comps: Components, w: torch.Tensor, v: torch.Tensor | None = No
     su, sv = component_power(comps, w[:m]), component_power(comps, w[m:])
     s_top = component_power(comps, v.T) if v is not None else None
     both = su + sv
-    tot = both.sum(dim=1)
-    peak, dominant = both.max(dim=1)
-    conc = torch.where(tot > 0, peak / tot.clamp_min(1e-30), torch.zeros_like(tot))
+    dominant = both.argmax(dim=1)
+    conc = torch.where(both.sum(dim=1) > 0, normalised_concentration(comps, both),
+                       torch.zeros(k, dtype=both.dtype, device=both.device))
     agree = su.argmax(dim=1) == sv.argmax(dim=1)
     norms = column_norms(w)
     ref = norms.kthvalue(max(1, math.ceil(0.99 * k))).values

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from li2core.phase_boundary import fit_constant, measured_boundaries
-from li2core.sweep import SweepConfig
+from li2core.sweep import OUTCOMES, SweepConfig
 from li2core.theory import P_CRIT_CONSTANT, p_crit
 
 from ..service import GuestJob, RunService, iso, run_view
@@ -80,8 +80,7 @@ def sweep_view(rec: SweepRecord, queue_position: int | None = None,
         "started_at": iso(rec.started_at), "finished_at": iso(rec.finished_at),
         "run_count": len(rec.cells), "steps_total": rec.steps_total,
         "steps_done": rec.steps_done, "cells": rec.cells, "error": rec.error,
-        "counts": {o: sum(c["outcome"] == o for c in rec.cells) for o in
-                   ("generalised", "memorised", "still_lazy", "diverged")},
+        "counts": {o: sum(c["outcome"] == o for c in rec.cells) for o in OUTCOMES},
         **(result or {}),
     }
 

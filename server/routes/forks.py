@@ -32,8 +32,10 @@ async def fork_run(
             "loc": ["body", "step"], "type": "value_error",
             "msg": f"step: run {run_id} has no snapshot at or before step {body.step}"}])
     try:
+        stages = await asyncio.to_thread(store.stages, run_id)
         plan = plan_fork(run_id, record.config, record.lineage, snap.step, snap.arrays,
-                         body.changes)
+                         body.changes, [{"step": s.step, "stage": s.stage,
+                                         "evidence": s.evidence} for s in stages])
     except ForkError as exc:
         raise RequestValidationError(exc.errors) from None
     throttle = max_steps_per_s if max_steps_per_s is not None else record.max_steps_per_s

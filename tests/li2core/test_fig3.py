@@ -3,7 +3,8 @@
 import pytest
 
 from li2core import train
-from li2core.presets import get_preset
+from li2core.presets import PRESET_OUTCOMES, get_preset
+from li2core.sweep import classify_outcome
 
 
 def final_summary(name):
@@ -21,3 +22,6 @@ def test_fig3_groks_and_fig3_without_weight_decay_does_not():
     assert without["first_step"]["train_acc>=0.99"] <= 40
     assert without["first_step"]["test_acc>=0.5"] is None
     assert without["final"]["test_acc"] < 0.1
+    # the presets' described outcomes (tests/li2core/test_presets.py checks the others)
+    for name, summary in (("fig3", with_wd), ("fig3-no-wd", without)):
+        assert classify_outcome(summary["final"], None, 71) == PRESET_OUTCOMES[name]

@@ -351,3 +351,21 @@ def test_probe_runs_in_every_mode(changes):
     snap = [e for e in events if e.kind == "snapshot"][-1]
     assert snap.arrays["spec_u"].shape == (cfg.hidden, comps.count)
     assert np.isfinite(snap.arrays["energy_full"]).all()
+
+
+@pytest.mark.parametrize("spec", ["Z71", "Z23", "S4", "D13", "Z4xZ7"])
+def test_concentration_at_random_init_reads_near_zero_for_every_group(spec):
+    """Raw max-share at init is 0.09 (Z71) but 0.47 (S4): large components win by chance.
+    Normalised for component size, every group starts near 0 and a one-component node reads 1."""
+    from li2core.instruments.spectra import concentration_baseline, node_spectra
+    from li2core.model import init_weights
+
+    group = parse_group(spec)
+    comps = isotypic_components(group)
+    w, _ = init_weights(group.order, 2048, 1.0, torch.Generator().manual_seed(0))
+    ns = node_spectra(comps, w)
+    assert float(ns.concentration.mean()) < 0.06
+    assert 0.05 < concentration_baseline(comps) < 0.6
+    one = torch.tensor(comps.basis[:, comps.column_component == 0][:, :1], dtype=torch.float32)
+    assert float(node_spectra(comps, torch.cat([one, one]))
+                 .concentration[0]) == pytest.approx(1.0, abs=1e-5)

@@ -56,18 +56,26 @@ def test_bad_specs_are_refused_with_the_field_named(spec, needle):
     assert needle in _error_text(info.value)
 
 
-@pytest.mark.parametrize("final,initial,outcome", [
-    (dict(train_loss=0.01, test_loss=0.02, train_acc=1.0, test_acc=0.97), 1.0, "generalised"),
-    (dict(train_loss=0.01, test_loss=3.0, train_acc=1.0, test_acc=0.1), 1.0, "memorised"),
-    (dict(train_loss=0.9, test_loss=0.9, train_acc=0.3, test_acc=0.05), 1.0, "still_lazy"),
-    (dict(train_loss=0.05, test_loss=1.0, train_acc=1.0, test_acc=0.7), 1.0, "still_lazy"),
-    (dict(train_loss=math.nan, test_loss=math.nan, train_acc=0.0, test_acc=0.0), 1.0,
+@pytest.mark.parametrize("final,initial,before,outcome", [
+    (dict(train_loss=0.01, test_loss=0.02, train_acc=1.0, test_acc=0.97), 1.0, None,
+     "generalised"),
+    # Z23: chance 1/23 ≈ 0.043; 0.08 is near chance (lift 0.04) and flat
+    (dict(train_loss=0.01, test_loss=3.0, train_acc=1.0, test_acc=0.08), 1.0, 0.08, "memorised"),
+    # the same accuracy, rising since a window ago: still learning
+    (dict(train_loss=0.01, test_loss=3.0, train_acc=1.0, test_acc=0.08), 1.0, 0.03,
+     "still_learning"),
+    (dict(train_loss=0.9, test_loss=0.9, train_acc=0.3, test_acc=0.05), 1.0, None, "not_fitted"),
+    # test 0.93 on a fitted run is well above chance: never memorised
+    (dict(train_loss=0.05, test_loss=1.0, train_acc=1.0, test_acc=0.93), 1.0, 0.93,
+     "still_learning"),
+    (dict(train_loss=math.nan, test_loss=math.nan, train_acc=0.0, test_acc=0.0), 1.0, None,
      "diverged"),
-    (dict(train_loss=50.0, test_loss=60.0, train_acc=0.5, test_acc=0.0), 1.0, "diverged"),
-    (dict(train_loss=50.0, test_loss=60.0, train_acc=0.5, test_acc=0.0), None, "still_lazy"),
+    (dict(train_loss=50.0, test_loss=60.0, train_acc=0.5, test_acc=0.0), 1.0, None, "diverged"),
+    (dict(train_loss=50.0, test_loss=60.0, train_acc=0.5, test_acc=0.0), None, None,
+     "not_fitted"),
 ])
-def test_outcome_rule(final, initial, outcome):
-    assert classify_outcome(final, initial) == outcome
+def test_outcome_rule(final, initial, before, outcome):
+    assert classify_outcome(final, initial, order=23, test_before=before) == outcome
 
 
 def test_small_sweep_memorises_below_and_generalises_above_the_boundary():

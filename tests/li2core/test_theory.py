@@ -19,6 +19,7 @@ from li2core.theory import (
     simulate_independent,
 )
 from li2core.train import train
+from li2core.vocabulary import agreement
 
 torch.set_num_threads(1)
 ACTS = ["square", "relu", "silu", "relu_square"]
@@ -148,21 +149,43 @@ def test_predict_verdict_cases():
     ok = predict_verdict(base)
     assert ok["verdict"] == "generalise" and ok["min_width"] == 44 and ok["width"] == 128
     assert ok["p_crit"] == pytest.approx(0.375, abs=0.002) and ok["p"] == 0.5
+    # wd = 0: a narrow net under Adam hedges (measured to learn features); SGD or a wide net
+    # (K ≥ n, Fig. 3) memorises; the ridge top layer keeps its own regulariser
     no_wd = predict_verdict(base.with_(weight_decay=0.0))
-    assert no_wd["verdict"] == "memorise" and "G_F" in no_wd["reasons"][0]
+    assert no_wd["verdict"] == "uncertain" and no_wd["decided_by"] == "no_weight_decay_narrow"
+    assert "G_F" in no_wd["reasons"][0] and "Width and learning rate" in no_wd["reasons"][0]
+    assert predict_verdict(base.with_(weight_decay=0.0, optimizer="sgd"))["verdict"] == "memorise"
+    fig3 = RunConfig(group="Z71", hidden=2048, train_fraction=0.4, weight_decay=0.0)
+    assert predict_verdict(fig3)["verdict"] == "memorise"
     assert predict_verdict(base.with_(weight_decay=0.0, top_layer="ridge"))["verdict"] == \
         "generalise"
     low = predict_verdict(base.with_(train_fraction=0.1))
-    assert low["verdict"] == "memorise" and "well below" in " ".join(low["reasons"])
+    assert low["verdict"] == "memorise" and "well below" in low["reasons"][0]
+    just_below = predict_verdict(base.with_(train_fraction=0.35))
+    assert just_below["verdict"] == "uncertain" and "just below" in just_below["reasons"][0]
     near = predict_verdict(base.with_(train_fraction=0.4))
     assert near["verdict"] == "generalise" and "just above" in " ".join(near["reasons"])
     lazy = predict_verdict(base.with_(hidden=4096))
-    assert lazy["verdict"] == "lazy" and "kernel" in " ".join(lazy["reasons"])
+    assert lazy["verdict"] == "uncertain" and "kernel" in lazy["reasons"][0]
     narrow = predict_verdict(base.with_(hidden=8))
     assert any("min_width" in r for r in narrow["reasons"])
-    assert any("quadratic" in r for r in predict_verdict(base.with_(activation="relu"))["reasons"])
+    relu = predict_verdict(base.with_(activation="relu"))
+    assert relu["verdict"] == "uncertain" and "quadratic" in relu["reasons"][0]
+    assert predict_verdict(base.with_(loss="cross_entropy"))["verdict"] == "uncertain"
     assert predict_verdict(RunConfig(group="D5", train_fraction=0.9, hidden=64))["verdict"] == \
         "generalise"
+    # a firm memorise outranks a hedge: far below p_crit with ReLU still memorises
+    assert predict_verdict(base.with_(train_fraction=0.1, activation="relu"))["verdict"] == \
+        "memorise"
+
+
+def test_came_true_only_when_the_outcome_matches():
+    assert agreement("generalise", "generalised") == "came_true"
+    assert agreement("memorise", "memorised") == "came_true"
+    assert agreement("generalise", "memorised") == "failed"
+    assert agreement("memorise", "generalised") == "failed"
+    assert agreement("generalise", "still_learning") == "undecided"
+    assert agreement("uncertain", "generalised") == "not_committed"
 
 
 def test_simulation_starts_from_the_runs_own_weights():

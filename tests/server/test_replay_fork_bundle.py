@@ -83,6 +83,17 @@ def test_fork_continues_the_stored_weights_and_links_the_runs(make_client):
     np.testing.assert_array_equal(fork_snaps[40]["W"], parent_snaps[40]["W"])
     np.testing.assert_array_equal(fork_snaps[40]["V"], parent_snaps[40]["V"])
 
+    # the fork continues the parent's stage history up to the fork step and says where it forked
+    theirs_st = c.get(f"/api/runs/{parent['id']}/stages").json()
+    mine_st = c.get(f"/api/runs/{fork['id']}/stages").json()
+    known = [(s["step"], s["stage"]) for s in theirs_st
+             if s["evidence"].get("conclusive_step", s["step"]) <= 40]
+    assert known and known[0][1] == "lazy"
+    assert [(s["step"], s["stage"]) for s in mine_st][:len(known)] == known
+    assert all(s["evidence"]["inherited"] == {"run_id": parent["id"], "step": 40}
+               for s in mine_st[:len(known)])
+    assert all("inherited" not in s["evidence"] for s in mine_st[len(known):])
+
     # linked both ways, in the run resource and in the list
     assert c.get(f"/api/runs/{parent['id']}").json()["children"] == [fork["id"]]
     listed = {run["id"]: run for run in c.get("/api/runs").json()}

@@ -5,6 +5,7 @@ import contextlib
 import pytest
 from fastapi.testclient import TestClient
 
+from li2core.vocabulary import OUTCOMES
 from server.app import create_app
 from server.jobs.sweep_store import MemorySweepStore, SqliteSweepStore, SweepRecord
 from server.jobs.sweep_worker import LocalSweepRunner, ThreadSweepRunner
@@ -83,8 +84,8 @@ def test_a_sweep_stores_every_cell_as_a_run_and_measures_the_boundary(sweep_clie
     assert created.status_code == 201
     sweep = wait_sweep(c, created.json()["id"], "completed")
     assert [cell["outcome"] for cell in sweep["cells"]] == ["memorised", "generalised"]
-    assert sweep["counts"] == {"generalised": 1, "memorised": 1, "still_lazy": 0,
-                               "diverged": 0}
+    assert sweep["counts"] == {"generalised": 1, "memorised": 1, "still_learning": 0,
+                               "not_fitted": 0, "diverged": 0}
     assert sweep["steps_done"] == sweep["steps_total"] == 600
     assert sweep["boundaries"][0]["p_star"] == pytest.approx(0.5)
     assert sweep["theory_c"] == 2.7482 and sweep["fit_c"] > 0
@@ -216,4 +217,4 @@ def test_the_process_runner_streams_a_sweep():
     snaps = [m.data[:2] for m in messages if m.kind == "snapshot"]
     assert sorted(snaps) == [(0, 0), (0, 10), (0, 20), (1, 0), (1, 10), (1, 20)]
     finished = [m.data[1] for m in messages if m.kind == "cell_finished"]
-    assert all(f["outcome"] in ("generalised", "memorised", "still_lazy") for f in finished)
+    assert all(f["outcome"] in OUTCOMES for f in finished)

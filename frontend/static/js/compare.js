@@ -8,6 +8,7 @@ import { changeText } from './lineage.js';
 import { OKABE_ITO, baseLayout, react } from './panels/plot.js';
 import { nodeOrder } from './panels/spectrum.js';
 import { stageInfo } from './stages.js';
+import { outcomeInfo } from './vocabulary.js';
 
 const $ = (id) => document.getElementById(id);
 const FETCH_DELAY_MS = 120;
@@ -58,14 +59,16 @@ function fillPicker(runs) {
     const fork = r.parent ? `fork of ${escapeHtml(r.parent.run_id)} @ ${r.parent.step}` : '';
     return `<tr><td><input type="checkbox" value="${escapeHtml(r.id)}"${checked}></td>` +
       `<td>${escapeHtml(r.id)}</td><td>${escapeHtml(r.status)}</td>` +
+      `<td>${r.summary?.outcome ? escapeHtml(outcomeInfo(r.summary.outcome).label) : ''}</td>` +
       `<td>${escapeHtml(c.group)}</td><td>${escapeHtml(c.hidden)}</td>` +
       `<td>${escapeHtml(c.train_fraction)}</td><td>${escapeHtml(c.optimizer)}</td>` +
       `<td>${escapeHtml(c.lr)}</td><td>${escapeHtml(c.weight_decay)}</td>` +
       `<td>${escapeHtml(c.steps)}</td><td>${fork}</td></tr>`;
   });
   rows.push(...extra.map((id) => `<tr><td><input type="checkbox" value="${escapeHtml(id)}" ` +
-    `checked></td><td>${escapeHtml(id)}</td><td colspan="9"></td></tr>`));
-  $('run-picker').innerHTML = '<tr><th></th><th>run</th><th>status</th><th>group</th>' +
+    `checked></td><td>${escapeHtml(id)}</td><td colspan="10"></td></tr>`));
+  $('run-picker').innerHTML = '<tr><th></th><th>run</th><th>status</th><th>outcome</th>' +
+    '<th>group</th>' +
     '<th>K</th><th>p</th><th>optimizer</th><th>lr</th><th>η</th><th>steps</th><th>lineage</th>' +
     `</tr>${rows.join('')}`;
 }
@@ -208,13 +211,18 @@ function drawDiff(runs) {
   const rows = view.diffFields.map((n) => `<tr data-field="${escapeHtml(n)}"><td>` +
     `${escapeHtml(n)}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
     '</td>').join('')}</tr>`);
+  // each run's outcome in the vocabulary's words (li2core.vocabulary), differing or not
+  const outcomes = '<tr class="outcome-row"><td>outcome</td>' + runs.map(({ d }) => {
+    const key = d.run.summary?.outcome;
+    return `<td>${key ? escapeHtml(outcomeInfo(key).label) : '—'}</td>`;
+  }).join('') + '</tr>';
   const forks = runs.filter(({ d }) => d.run.parent).map(({ id, d }) => `<p>${escapeHtml(id)} ` +
     `forked from ${escapeHtml(d.run.parent.run_id)} at step ${d.run.parent.step}` +
     `${Object.keys(d.run.parent.changes ?? {}).length
       ? ` (${escapeHtml(changeText(d.run.parent.changes))})` : ''}</p>`);
   $('compare-diff').innerHTML = runs.length < 2 ? '<p class="empty-note">pick two or more runs</p>'
-    : (rows.length ? `<table class="config-diff">${head}${rows.join('')}</table>`
-      : '<p class="empty-note">all settings are equal</p>') + forks.join('');
+    : `<table class="config-diff">${head}${rows.join('')}${outcomes}</table>` +
+      (rows.length ? '' : '<p class="empty-note">all settings are equal</p>') + forks.join('');
 }
 
 // -- wiring ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { escapeHtml } from './html.js';
 import { history } from './history-api.js';
 import { TERMINAL } from './session.js';
+import { outcomeInfo } from './vocabulary.js';
 
 const enc = encodeURIComponent;
 
@@ -46,7 +47,9 @@ export function mountLineage(state, parent, info, openRun) {
   let pending = null;
 
   function render(run) {
-    const lines = [`<b>run ${escapeHtml(run.id)}</b> · ${escapeHtml(run.status)}`];
+    const outcome = run.summary?.outcome ? ` · ${escapeHtml(outcomeInfo(run.summary.outcome).label)}`
+      : '';
+    const lines = [`<b>run ${escapeHtml(run.id)}</b> · ${escapeHtml(run.status)}${outcome}`];
     const related = [run.id];
     if (run.parent) {
       lines.push(`<span id="lineage-parent">forked from ${runLink(run.parent.run_id)} at step ` +

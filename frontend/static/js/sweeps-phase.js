@@ -2,14 +2,14 @@
 // p_crit = 2.7482·ln M/M per row and the measured flip p* overlaid. Pure layout + one renderer.
 
 import { escapeHtml } from './html.js';
+import { VOCAB } from './vocabulary.js';
 
-export const OUTCOME_COLOURS = {
-  generalised: '#009E73', memorised: '#D55E00', still_lazy: '#E69F00', diverged: '#CC79A7',
-};
+// outcome words and colours come from li2core.vocabulary (GET /api/vocabulary)
+const outcomes = Object.entries(VOCAB.outcomes);
+export const OUTCOME_COLOURS = Object.fromEntries(outcomes.map(([k, o]) => [k, o.colour]));
+export const OUTCOME_LABELS = Object.fromEntries(outcomes.map(([k, o]) => [k, o.label]));
 const STATUS_COLOURS = { queued: '#f2f2f2', running: '#56B4E9', cancelled: '#bbbbbb',
   failed: '#888888', interrupted: '#888888' };
-export const OUTCOME_LABELS = { generalised: 'generalised', memorised: 'memorised',
-  still_lazy: 'still lazy', diverged: 'diverged' };
 
 const fmt = (v) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
 
@@ -84,7 +84,7 @@ function cellTitle(cell) {
     : '';
   const first = cell['first_test_acc_0.9'] ? ` · test ≥ 0.9 at step ${cell['first_test_acc_0.9']}`
     : '';
-  const what = cell.outcome ? OUTCOME_LABELS[cell.outcome] : cell.status;
+  const what = cell.outcome ? (OUTCOME_LABELS[cell.outcome] ?? cell.outcome) : cell.status;
   return `${point}\n${what}${acc}${first}\nclick: open run ${cell.run_id}`;
 }
 

@@ -2,6 +2,7 @@
 // and which components it asks for over time.
 
 import { pinShape } from '../scrub.js';
+import { VOCAB } from '../vocabulary.js';
 import { componentLabels, baseLayout, plotDiv, react, thinIndices, thinnedSeries }
   from './plot.js';
 
@@ -16,8 +17,14 @@ export default {
   minInterval: 300,
   mount(container, state) {
     const div = plotDiv(container, 'plot tall');
+    const scale = Object.assign(document.createElement('p'), { className: 'panel-meta gf-scale' });
+    container.append(scale);
     return {
       draw() {
+        // the code's mse is a mean without ½: say how far that is from the paper's G_F
+        const n = state.started?.n_train;
+        scale.textContent = typeof n === 'number' && state.started?.config?.loss !== 'cross_entropy'
+          ? VOCAB.gf_scale.replace('{factor}', String(n / 2)) : '';
         const { x, y: col } = thinnedSeries(state);
         const data = [
           { type: 'scatter', mode: 'lines', name: '‖G_F‖', x,

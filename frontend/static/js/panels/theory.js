@@ -2,32 +2,9 @@
 // once the run is over, whether it came true.
 
 import { escapeHtml } from '../html.js';
-import { currentStage, lastValue } from '../state.js';
+import { agreementText, outcomeInfo, verdictInfo } from '../vocabulary.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'interrupted']);
-
-/** "generalise" / "generalised" → 'generalised'; "memorise…" → 'memorised'; "lazy" → 'lazy'. */
-export function outcomeWord(text) {
-  const t = String(text ?? '').toLowerCase();
-  if (/generali|grok/.test(t)) return 'generalised';
-  if (/memori/.test(t)) return 'memorised';
-  if (/lazy/.test(t)) return 'lazy';
-  return null;
-}
-
-/** The run's outcome: its last stage if final, else judged by the final test accuracy. */
-function observedOutcome(state) {
-  const stage = currentStage(state)?.stage;
-  if (stage === 'generalised' || stage === 'memorised') return stage;
-  const acc = state.summary?.final?.test_acc ?? lastValue(state, 'test_acc');
-  if (acc === undefined) return null;
-  return acc >= 0.99 ? 'generalised' : stage === 'lazy' ? 'lazy' : 'memorised';
-}
-
-/** A "memorise" or "lazy" prediction both say: no generalisation. */
-function cameTrue(predicted, seen) {
-  return (predicted === 'generalised') === (seen === 'generalised');
-}
 
 function row(parent, html, cls = 'theory-row') {
   const p = document.createElement('p');
@@ -73,11 +50,12 @@ export default {
             `${mark(cfg.hidden >= minWidth)}`);
         }
         const pred = st.prediction ?? {};
-        const predicted = outcomeWord(pred.verdict);
         const verdict = row(body, '', 'verdict');
         verdict.id = 'theory-verdict';
-        verdict.textContent = pred.verdict ? `Prediction: ${pred.verdict}`
+        verdict.dataset.verdict = pred.verdict ?? '';
+        verdict.textContent = pred.verdict ? `Prediction: ${verdictInfo(pred.verdict).label}`
           : 'Prediction: none for this setup';
+        if (pred.verdict) row(body, escapeHtml(verdictInfo(pred.verdict).says), 'panel-meta');
         if (Array.isArray(pred.reasons) && pred.reasons.length) {
           const ul = document.createElement('ul');
           for (const r of pred.reasons) ul.append(Object.assign(document.createElement('li'),
@@ -85,16 +63,19 @@ export default {
           body.append(ul);
         }
         if (state.run && TERMINAL.has(state.run.status)) {
-          const seen = observedOutcome(state);
+          // outcome and its agreement with the verdict both come from li2core (run summary)
+          const seen = state.summary?.outcome ?? null;
+          const check = state.summary?.agreement ?? null;
           const res = row(body, '', 'verdict');
           res.id = 'theory-outcome';
           res.dataset.outcome = seen ?? '';
+          res.dataset.agreement = check ?? '';
           if (!seen) res.textContent = `The run ended (${state.run.status}) without an outcome.`;
-          else if (!predicted) res.textContent = `Outcome: ${seen}.`;
           else {
-            const ok = cameTrue(predicted, seen);
-            res.textContent = `Outcome: ${seen} — the prediction ${ok ? 'came true' : 'failed'}.`;
-            res.classList.add(ok ? 'ok' : 'warn');
+            const says = check ? ` — ${agreementText(check)}` : '';
+            res.textContent = `Outcome: ${outcomeInfo(seen).label}${says}.`;
+            if (check === 'came_true') res.classList.add('ok');
+            if (check === 'failed') res.classList.add('warn');
           }
         }
         return undefined;

@@ -1,0 +1,147 @@
+"""The words a student reads: stage names, run outcomes, theory verdicts (one source for all).
+
+Every page (stage card, theory card, run list, compare, sweeps, exports) renders these keys and
+labels; none re-spells them. ``as_dict()`` is what GET /api/vocabulary serves.
+"""
+
+from __future__ import annotations
+
+import math
+
+# -- outcomes: how a run ended (or stands), from its metrics and the stage detector ----------
+GENERALISED, MEMORISED, STILL_LEARNING, NOT_FITTED, DIVERGED = (
+    "generalised", "memorised", "still_learning", "not_fitted", "diverged")
+
+OUTCOMES: dict[str, dict[str, str]] = {
+    GENERALISED: {
+        "label": "generalised", "colour": "#009E73",
+        "says": "Test accuracy reached the generalisation bar: the network computes the group "
+                "product from features and has grokked."},
+    MEMORISED: {
+        "label": "memorised", "colour": "#D55E00",
+        "says": "The training table is fitted, test accuracy stays near chance (1/M) and is not "
+                "rising, and no features are forming: the network memorised."},
+    STILL_LEARNING: {
+        "label": "still learning", "colour": "#E69F00",
+        "says": "The training table is fitted but the evidence is not conclusive yet: test "
+                "accuracy is above chance or still rising, or features are still forming. "
+                "More steps would decide."},
+    NOT_FITTED: {
+        "label": "not yet fitted", "colour": "#56B4E9",
+        "says": "Train accuracy has not reached the fit bar yet, so no outcome can be told."},
+    DIVERGED: {
+        "label": "diverged", "colour": "#CC79A7",
+        "says": "The loss blew up (non-finite, or far above where it started)."},
+}
+
+# Thresholds of the outcome rule (docs/stages.md); the stage detector and sweeps share them.
+TRAIN_FIT = 0.99  # train accuracy at which the training table counts as fitted
+GENERALISED_TEST_ACC = 0.95  # test accuracy that counts as generalised
+NEAR_CHANCE = 0.1  # test accuracy within this share of the way from chance (1/M) to 1
+RISING = 0.02  # lift gained over the trend window that counts as "rising"
+
+
+def lift(test_acc: float, order: int) -> float:
+    """(test − 1/M)/(1 − 1/M): 0 at chance, 1 at perfect test accuracy."""
+    chance = 1.0 / max(order, 2)
+    return (test_acc - chance) / (1.0 - chance)
+
+
+def final_outcome(train_acc: float, test_acc: float, order: int,
+                  test_before: float | None = None, features_forming: bool = False) -> str:
+    """The outcome from final metrics: generalised, memorised, still learning or not yet fitted.
+
+    Memorised needs test accuracy near chance (lift < NEAR_CHANCE), not rising since
+    ``test_before`` (one trend window earlier, when known) and no features forming.
+    """
+    if not (math.isfinite(train_acc) and math.isfinite(test_acc)):
+        return DIVERGED
+    if test_acc >= GENERALISED_TEST_ACC:
+        return GENERALISED
+    if train_acc < TRAIN_FIT:
+        return NOT_FITTED
+    rising = test_before is not None and lift(test_acc, order) - lift(test_before, order) >= RISING
+    if lift(test_acc, order) < NEAR_CHANCE and not rising and not features_forming:
+        return MEMORISED
+    return STILL_LEARNING
+
+
+# -- stages of the Li2 theory (li2-theory §3); generalised / memorised close the timeline ----
+STAGES: dict[str, dict[str, str]] = {
+    "lazy": {
+        "label": "Stage I · lazy learning", "short": "lazy", "colour": "#56B4E9",
+        "says": "The hidden weights W barely move while the top layer V fits the random "
+                "features: train accuracy climbs, test accuracy stays at chance. Meanwhile the "
+                "gradient reaching the hidden layer, G_F, starts to carry the labels, as long as "
+                "something keeps it from fading (weight decay η > 0, or Adam on a narrow net)."},
+    "independent": {
+        "label": "Stage II · independent feature learning", "short": "independent",
+        "colour": "#E69F00",
+        "says": "Each hidden node climbs its own energy ℰ(w) = ½‖Ỹᵀσ(Xw)‖², on its own. Its "
+                "local maxima are single irreducible representations (one frequency for Z_M), "
+                "so spectrum rows concentrate on one component each."},
+    "interactive": {
+        "label": "Stage III · interactive feature learning", "short": "interactive",
+        "colour": "#CC79A7",
+        "says": "Nodes now feel each other: similar nodes repel and diversify, and G_F shifts "
+                "to the components nobody covers yet. Coverage fills up and test accuracy "
+                "rises."},
+    GENERALISED: {"label": "Generalised", "short": "generalised",
+                  "colour": OUTCOMES[GENERALISED]["colour"],
+                  "says": OUTCOMES[GENERALISED]["says"]},
+    MEMORISED: {"label": "Memorised", "short": "memorised",
+                "colour": OUTCOMES[MEMORISED]["colour"],
+                "says": OUTCOMES[MEMORISED]["says"] + " Nodes that focus on single (h₁, h₂) "
+                "pairs (too little data) or a G_F that faded (no weight decay) are the usual "
+                "reasons; a later Stage II can still overturn it."},
+}
+
+INTERACTIVE_NOT_CLAIMED = (
+    "Stage III is not claimed for this group: with only {components} components, the coverage "
+    "that marks it is no more than Stage II already needs, so the instruments cannot tell the "
+    "two stages apart.")
+
+# -- the theory card's verdicts ------------------------------------------------------------
+GENERALISE, MEMORISE, UNCERTAIN = "generalise", "memorise", "uncertain"
+VERDICTS: dict[str, dict] = {
+    GENERALISE: {"label": "generalise", "expects": GENERALISED,
+                 "says": "The theory expects features that generalise."},
+    MEMORISE: {"label": "memorise", "expects": MEMORISED,
+               "says": "The theory expects memorisation without the group's features."},
+    UNCERTAIN: {"label": "uncertain", "expects": None,
+                "says": "The theory does not commit for this setup; the reasons say why."},
+}
+
+# how a verdict compares with a run's outcome: key → sentence
+AGREEMENT: dict[str, str] = {
+    "came_true": "the prediction came true",
+    "failed": "the prediction failed",
+    "undecided": "the run has no final outcome yet, so the prediction is neither confirmed nor "
+                 "refuted",
+    "not_committed": "the theory made no firm prediction here",
+}
+
+
+def agreement(verdict: str | None, outcome: str | None) -> str:
+    """came_true only when the outcome is the one the verdict expects (AGREEMENT keys)."""
+    expects = VERDICTS.get(verdict or "", {}).get("expects")
+    if expects is None:
+        return "not_committed"
+    if outcome not in (GENERALISED, MEMORISED):
+        return "undecided"
+    return "came_true" if outcome == expects else "failed"
+
+
+GF_SCALE = (
+    "‖G_F‖ here is the gradient of the code's loss (mean over the n training rows, no ½), so it "
+    "is 2/n times the paper's G_F = P⊥(Y − FV)Vᵀ for J = ½‖·‖²: multiply by n/2 = {factor} "
+    "for the paper's scale.")
+
+
+def as_dict() -> dict:
+    """Everything above as JSON for the frontend."""
+    return {"outcomes": OUTCOMES, "stages": STAGES, "verdicts": VERDICTS,
+            "agreement": AGREEMENT, "interactive_not_claimed": INTERACTIVE_NOT_CLAIMED,
+            "gf_scale": GF_SCALE,
+            "rule": {"train_fit": TRAIN_FIT, "generalised_test_acc": GENERALISED_TEST_ACC,
+                     "near_chance": NEAR_CHANCE, "rising": RISING}}

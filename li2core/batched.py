@@ -24,7 +24,8 @@ from .config import RunConfig
 from .data import make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
 from .model import ACTIVATIONS, init_weights
-from .train import RIDGE_REG, StepRate, first_steps, note_first_steps, resolve_device, run_summary
+from .step import RIDGE_REG
+from .train import StepRate, first_steps, note_first_steps, resolve_device, run_summary
 
 # fields each run of a batch may choose for itself; all others must be equal within a batch
 PER_RUN_FIELDS = frozenset({"train_fraction", "weight_decay", "lr", "seed", "top_init_scale",

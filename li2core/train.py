@@ -17,10 +17,10 @@ import torch
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
-from .model import features, init_weights, loss_fn, mse_target, ridge_top_layer
+from .model import init_weights
 from .optim import make_optimizers
+from .step import make_step
 
-RIDGE_REG = 1e-3  # the author's code default for the closed-form top layer
 THRESHOLDS = (("test_acc", 0.5), ("test_acc", 0.9), ("test_acc", 0.99), ("train_acc", 0.99))
 
 
@@ -158,9 +158,10 @@ def train(
             raise ValueError(f"initial weights have shapes {tuple(w0.shape)}, {tuple(v0.shape)}; "
                              f"expected {(2 * m, k)}, {(k, m)}")
         start_step = int(initial.get("step", 0))
-    w = w0.to(device).requires_grad_(True)
+    w, v = w0.to(device), v0.to(device)
+    engine = make_step(config, data)
+    engine.attach(w, v)
     ridge = config.top_layer == "ridge"
-    v = v0.to(device).requires_grad_(not ridge)
     optimizers = make_optimizers(config.optimizer, w, None if ridge else v, config.lr,
                                  config.weight_decay)
     if probe is None:
@@ -177,10 +178,6 @@ def train(
         prediction=predict_verdict(config),
     )
 
-    tr, te = data.train_idx, data.test_idx
-    a_tr, b_tr, y_tr = data.a[tr], data.b[tr], data.label[tr]
-    a_te, b_te, y_te = data.a[te], data.b[te], data.label[te]
-    t_tr, t_te = mse_target(y_tr, m), mse_target(y_te, m)
     state = TrainState(config, data, w, v, start_step)
     first = first_steps()
     stages: list[dict] = []
@@ -192,31 +189,17 @@ def train(
 
     for step in range(start_step, end + 1):
         # step == end: evaluate and snapshot the final weights without another update
-        f = features(w, a_tr, b_tr, config.activation)
-        if ridge:
-            with torch.no_grad():
-                v.copy_(ridge_top_layer(f.detach(), y_tr, m, RIDGE_REG))
-        out = f @ v
-        loss = loss_fn(out, y_tr, config.loss, t_tr)
         is_eval = (step - start_step) % config.eval_every == 0 or step == end
-        if step < end:
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
+        train_metrics = engine.step(w, v, backward=step < end)
         if is_eval:
             with torch.no_grad():
-                train_acc = (out.argmax(1) == y_tr).float().mean().item()
-                out_te = features(w, a_te, b_te, config.activation) @ v
-                row = {
-                    "step": step,
-                    "train_loss": loss.item(),
-                    "train_acc": train_acc,
-                    "test_loss": loss_fn(out_te, y_te, config.loss, t_te).item(),
-                    "test_acc": (out_te.argmax(1) == y_te).float().mean().item(),
-                    "w_norm": w.norm().item(),
-                    "v_norm": v.norm().item(),
-                    "steps_per_s": clock.rate,
-                }
+                # one host sync for the whole row
+                tl, ta, vl, va, wn, vn = torch.cat([
+                    train_metrics, engine.evaluate(w, v),
+                    torch.linalg.vector_norm(w.detach()).view(1),
+                    torch.linalg.vector_norm(v.detach()).view(1)]).tolist()
+            row = {"step": step, "train_loss": tl, "train_acc": ta, "test_loss": vl,
+                   "test_acc": va, "w_norm": wn, "v_norm": vn, "steps_per_s": clock.rate}
             state.step = step
             values = probe.scalars(state, row)
             note_first_steps(first, row, step)

@@ -112,8 +112,11 @@ class FusedStep:
             lo = dict(dtype=self.low, device=dev)
             self.f_lo, self.g_lo = torch.empty(c, k, **lo), torch.empty(c, m, **lo)
             self.v_lo, self.vt_lo = torch.empty(k, m, **lo), torch.empty(m, k, **lo)
-        self.train_out: torch.Tensor | None = None  # (n, M) outputs of the last step, if kept
-        self.keep_out = False
+        # with ``collect`` set, a step also keeps what instruments read of the forward pass:
+        # outputs (n, M), class sums YᵀF (M, K) and column sums 𝟙ᵀF (K,) of σ(h)
+        self.collect = False
+        self.train_out = torch.empty(0, m, **f32)
+        self.class_sums, self.col_sums = torch.empty(m, k, **f32), torch.empty(k, **f32)
 
     # -- public ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -126,9 +129,16 @@ class FusedStep:
         if backward:
             self.grad_w.zero_()
             self.grad_vt.zero_()
-        if self.keep_out and (self.train_out is None or self.train_out.shape[0] != self.n):
-            self.train_out = torch.empty(self.n, self.m, device=self.device)
+        if self.collect:
+            if self.train_out.shape[0] != self.n:
+                self.train_out = torch.empty(self.n, self.m, device=self.device)
+            self.class_sums.zero_()
+            self.col_sums.zero_()
         return self._sweep("train", w, backward)
+
+    def forward_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(outputs, class sums, column sums) of the last ``collect`` step (see __init__)."""
+        return self.train_out, self.class_sums, self.col_sums
 
     @torch.no_grad()
     def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -185,8 +195,10 @@ class FusedStep:
                 f_lo.copy_(f)
                 out.copy_(f_lo @ self.v_lo)
             y = y_all[lo:hi]
-            if name == "train" and self.train_out is not None and self.keep_out:
+            if self.collect and name == "train":
                 self.train_out[lo:hi] = out
+                self.class_sums.index_add_(0, y, f)
+                self.col_sums.add_(f.sum(dim=0))
             self._loss_and_residual(out, y, None if t_all is None else t_all[lo:hi], sums)
             if not backward:
                 continue

@@ -28,7 +28,7 @@ class AutogradStep:
         self.train_rows, self.test_rows = _rows(data, data.train_idx), _rows(data, data.test_idx)
         self.t_tr, self.t_te = (mse_target(r[2], self.m) for r in (self.train_rows,
                                                                       self.test_rows))
-        self.train_out: torch.Tensor | None = None
+        self.collect = False  # the instruments' forward parts are computed by the probe
 
     def attach(self, w: torch.Tensor, v: torch.Tensor) -> None:
         """Mark the parameters autograd differentiates (V only for a trained top layer)."""
@@ -49,8 +49,10 @@ class AutogradStep:
                 v.grad = None
             loss.backward()
         with torch.no_grad():
-            self.train_out = out.detach()
             return torch.stack([loss.detach(), (out.argmax(1) == y).float().mean()])
+
+    def forward_parts(self) -> None:
+        return None
 
     @torch.no_grad()
     def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,9 @@ class TrainState:
     w: torch.Tensor  # (2M, K)
     v: torch.Tensor  # (K, M)
     step: int
+    # what this step already computed at these weights, for probes to reuse (None: not kept)
+    grad_w: torch.Tensor | None = None  # ∂J/∂W, (2M, K)
+    forward: tuple | None = None  # training rows' (outputs, class sums YᵀF, column sums 𝟙ᵀF)
 
 
 class Probe(Protocol):
@@ -190,7 +193,11 @@ def train(
     for step in range(start_step, end + 1):
         # step == end: evaluate and snapshot the final weights without another update
         is_eval = (step - start_step) % config.eval_every == 0 or step == end
+        wants_forward = getattr(probe, "wants_forward", None)
+        engine.collect = bool(wants_forward and wants_forward(step))
         train_metrics = engine.step(w, v, backward=step < end)
+        state.grad_w = w.grad if step < end else None
+        state.forward = engine.forward_parts() if engine.collect else None
         if is_eval:
             with torch.no_grad():
                 # one host sync for the whole row

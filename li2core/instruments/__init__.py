@@ -21,6 +21,7 @@ from ..stages import StageDetector
 from .cadence import GROUPS, cadences
 from .energy import memorising, node_energy, random_baseline
 from .gradient import (
+    ForwardSums,
     forward_sums,
     gradient_stats,
     motion,
@@ -78,6 +79,7 @@ class InstrumentProbe:
         self._cache: dict = {}
         self._nodes_per_component: list[int] = [0] * self.n_components
         self._fresh: set[str] = set()
+        self._given: tuple | None = None  # the training step's own forward parts, if handed
 
     def _place(self, device) -> None:
         """Index tensors and row blocks on ``device`` (train() may move the data after a
@@ -92,6 +94,14 @@ class InstrumentProbe:
             self.subset = self.subset.to(device)
 
     # -- Probe protocol ---------------------------------------------------------------------
+    def wants_forward(self, step: int) -> bool:
+        """Whether this step's groups or snapshot read the training rows' forward pass (the
+        training step then keeps it: TrainState.forward)."""
+        if self.start is None or step == self.end:
+            return True
+        return ((step - self.start) % self.cadence["gradient"] == 0
+                or step % self.config.snapshot_every == 0)
+
     def scalars(self, state, row: dict[str, float]) -> dict[str, float]:
         """Run every group that is due at this eval row; return all values known so far."""
         if self.start is None:
@@ -101,6 +111,7 @@ class InstrumentProbe:
             self._place(state.w.device)
         final = state.step == self.end
         self._fresh = set()
+        self._given = getattr(state, "forward", None)
         with torch.no_grad():
             w, v = state.w.detach(), state.v.detach()
             for g in GROUPS:
@@ -121,10 +132,15 @@ class InstrumentProbe:
             w, v = state.w.detach(), state.v.detach()
             ns = self._spectra_at(state.step, w)
             e_tr, e_full = self._energy_at(state.step, w)
-            resid = output_residual(self._forward_at(state.step, w, v).out, self.y_tr,
-                                    self.config.loss)
-            asc = tangential(weight_ascent(self.train_rows, w, v, resid, self.config.activation),
-                             w)
+            grad = getattr(state, "grad_w", None)
+            if grad is None:
+                self._given = getattr(state, "forward", None)
+                resid = output_residual(self._forward_at(state.step, w, v).out, self.y_tr,
+                                        self.config.loss)
+                ascent = weight_ascent(self.train_rows, w, v, resid, self.config.activation)
+            else:  # the training step's own ∂J/∂W at these weights: the ascent is −∂J/∂W
+                ascent = -grad
+            asc = tangential(ascent, w)
             gp = (component_power(self.comps, asc[:self.m])
                   + component_power(self.comps, asc[self.m:])).sum(dim=0)
             tot = float(gp.sum())
@@ -207,6 +223,8 @@ class InstrumentProbe:
         return self._cached(step, "spectra", lambda: node_spectra(self.comps, w))
 
     def _forward_at(self, step, w, v):
+        if self._given is not None:  # exact: the step's own pass at these weights
+            return self._cached(step, "forward", lambda: ForwardSums(*self._given))
         return self._cached(step, "forward", lambda: forward_sums(
             self.train_rows, w, v, self.y_tr, self.config.activation))
 

@@ -3,6 +3,7 @@ configuration errors, and the CUDA path where a GPU is present."""
 
 import itertools
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -145,3 +146,25 @@ def test_cuda_fused_step_matches_the_cpu(precision):
     for c_row, g_row in zip(cpu, gpu, strict=True):
         assert g_row[0] == pytest.approx(c_row[0], rel=3e-2 if precision == "bf16" else 1e-3,
                                          abs=1e-4)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_instruments_reusing_the_fused_step_read_what_their_own_pass_reads(loss):
+    """The probe takes G_F's forward sums and the ascent −∂J/∂W from the fused step; the
+    autograd engine hands neither, so the probe computes both itself."""
+    cfg = RunConfig(**TINY, loss=loss, steps=12, eval_every=1, snapshot_every=4)
+
+    def instrumented(c):
+        events = list(train(c))
+        rows = [e.values for e in events if e.kind == "metrics"]
+        snaps = [e.arrays for e in events if e.kind == "snapshot"]
+        return rows, snaps
+
+    (rows_f, snaps_f), (rows_a, snaps_a) = instrumented(cfg), instrumented(
+        cfg.with_(engine="autograd"))
+    assert len(snaps_f) == len(snaps_a) == 4
+    for rf, ra in zip(rows_f, rows_a, strict=True):
+        assert rf["gf_norm"] == pytest.approx(ra["gf_norm"], rel=1e-3)
+        assert rf["gf_align"] == pytest.approx(ra["gf_align"], rel=1e-3, abs=1e-5)
+    for sf, sa in zip(snaps_f, snaps_a, strict=True):
+        np.testing.assert_allclose(sf["gf_spectrum"], sa["gf_spectrum"], rtol=1e-3, atol=1e-6)

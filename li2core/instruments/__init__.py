@@ -9,6 +9,7 @@ never changes the training trajectory. Names and shapes: docs/events.md.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -80,6 +81,7 @@ class InstrumentProbe:
         self._nodes_per_component: list[int] = [0] * self.n_components
         self._fresh: set[str] = set()
         self._given: tuple | None = None  # the training step's own forward parts, if handed
+        self._bg_rows: tuple[HiddenBlocks, HiddenBlocks] | None = None  # for arrays_job
 
     def _place(self, device) -> None:
         """Index tensors and row blocks on ``device`` (train() may move the data after a
@@ -87,6 +89,7 @@ class InstrumentProbe:
         d = self.data.to(device)
         tr = d.train_idx
         self.device = torch.device(device)
+        self._bg_rows = None
         self.a_tr, self.b_tr, self.y_tr, self.label = d.a[tr], d.b[tr], d.label[tr], d.label
         self.train_rows = HiddenBlocks(self.a_tr, self.b_tr, self.m)
         self.table_rows = HiddenBlocks(d.a, d.b, self.m)
@@ -131,7 +134,7 @@ class InstrumentProbe:
         with torch.no_grad():
             w, v = state.w.detach(), state.v.detach()
             ns = self._spectra_at(state.step, w)
-            e_tr, e_full = self._energy_at(state.step, w)
+            energy = self._energy_at(state.step, w)
             grad = getattr(state, "grad_w", None)
             if grad is None:
                 self._given = getattr(state, "forward", None)
@@ -140,24 +143,53 @@ class InstrumentProbe:
                 ascent = weight_ascent(self.train_rows, w, v, resid, self.config.activation)
             else:  # the training step's own ∂J/∂W at these weights: the ascent is −∂J/∂W
                 ascent = -grad
-            asc = tangential(ascent, w)
-            gp = (component_power(self.comps, asc[:self.m])
-                  + component_power(self.comps, asc[self.m:])).sum(dim=0)
-            tot = float(gp.sum())
-            out = {
-                "spec_u": ns.spec_u, "spec_v": ns.spec_v,
-                "spec_V": component_power(self.comps, v.T),
-                "concentration": ns.concentration, "dominant": ns.dominant, "active": ns.active,
-                # the per-node verdicts, so viewers never re-derive (and drift from) the rules
-                "locked": ns.locked,
-                "memorising": memorising(e_tr, e_full, ns.active, self.baseline),
-                "energy_train": e_tr, "energy_full": e_full,
-                "gf_spectrum": gp / tot if tot > 0 else gp,
-            }
-            arrays = {name: t.detach().cpu().numpy().astype(np.float32)
-                      for name, t in out.items()}
+            arrays = self._snapshot_arrays(w, v, ns, energy, ascent)
         self._tick("snapshot", time.perf_counter() - t0)
         return arrays
+
+    def arrays_job(self, state) -> Callable[[], dict[str, np.ndarray]] | None:
+        """``arrays(state)`` as a function of copies, safe to run on another thread while
+        training goes on; None where it must run now (no ∂J/∂W from the step to reuse)."""
+        grad = getattr(state, "grad_w", None)
+        if grad is None or state.w.device != self.device:
+            return None
+        step = state.step
+        w, v, ascent = state.w.detach().clone(), state.v.detach().clone(), grad.neg()
+        cached = self._cache if self._cache_step == step else {}
+        ns, energy = cached.get("spectra"), cached.get("energy")
+        if self._bg_rows is None:  # own block buffers: HiddenBlocks reuses its buffer
+            d = self.data.to(self.device)
+            self._bg_rows = (HiddenBlocks(self.a_tr, self.b_tr, self.m),
+                             HiddenBlocks(d.a, d.b, self.m))
+
+        def job() -> dict[str, np.ndarray]:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                spectra = ns if ns is not None else node_spectra(self.comps, w)
+                arrays = self._snapshot_arrays(
+                    w, v, spectra, energy if energy is not None else self._energies(
+                        w, *self._bg_rows), ascent)
+            self._tick("snapshot", time.perf_counter() - t0)
+            return arrays
+        return job
+
+    def _snapshot_arrays(self, w, v, ns, energy, ascent) -> dict[str, np.ndarray]:
+        e_tr, e_full = energy
+        asc = tangential(ascent, w)
+        gp = (component_power(self.comps, asc[:self.m])
+              + component_power(self.comps, asc[self.m:])).sum(dim=0)
+        tot = float(gp.sum())
+        out = {
+            "spec_u": ns.spec_u, "spec_v": ns.spec_v,
+            "spec_V": component_power(self.comps, v.T),
+            "concentration": ns.concentration, "dominant": ns.dominant, "active": ns.active,
+            # the per-node verdicts, so viewers never re-derive (and drift from) the rules
+            "locked": ns.locked,
+            "memorising": memorising(e_tr, e_full, ns.active, self.baseline),
+            "energy_train": e_tr, "energy_full": e_full,
+            "gf_spectrum": gp / tot if tot > 0 else gp,
+        }
+        return {name: t.detach().cpu().numpy().astype(np.float32) for name, t in out.items()}
 
     def stages(self, state, row: dict[str, float]) -> list[StageChange]:
         t0 = time.perf_counter()
@@ -229,12 +261,14 @@ class InstrumentProbe:
             self.train_rows, w, v, self.y_tr, self.config.activation))
 
     def _energy_at(self, step, w):
-        def compute():
-            act = self.config.activation
-            e_tr = node_energy(self.train_rows, w, self.y_tr, act) / self.e_ref_train
-            e_full = node_energy(self.table_rows, w, self.label, act) / self.e_ref_full
-            return e_tr, e_full
-        return self._cached(step, "energy", compute)
+        return self._cached(step, "energy", lambda: self._energies(w, self.train_rows,
+                                                                   self.table_rows))
+
+    def _energies(self, w, train_rows: HiddenBlocks, table_rows: HiddenBlocks):
+        act = self.config.activation
+        e_tr = node_energy(train_rows, w, self.y_tr, act) / self.e_ref_train
+        e_full = node_energy(table_rows, w, self.label, act) / self.e_ref_full
+        return e_tr, e_full
 
     def _tick(self, name: str, seconds: float) -> None:
         t = self.timings.setdefault(name, [0.0, 0])

@@ -63,6 +63,36 @@ def bf16_warning(precision: str, device: str) -> str | None:
             "products are emulated and run slower than fp32; use precision=fp32 here")
 
 
+def activate_into(h: torch.Tensor, f: torch.Tensor, scratch: torch.Tensor,
+                  activation: str) -> torch.Tensor:
+    """f ← σ(h) for a block of any shape; silu leaves sigmoid(h) in ``scratch`` for σ′."""
+    if activation == "square":
+        return torch.square(h, out=f)
+    if activation == "relu":
+        return torch.clamp_min(h, 0.0, out=f)
+    if activation == "relu_square":
+        return torch.clamp_min(h, 0.0, out=f).square_()
+    if activation == "silu":
+        torch.sigmoid(h, out=scratch)
+        return torch.mul(h, scratch, out=f)
+    raise ValueError(f"activation: unknown {activation!r}")
+
+
+def mul_sigma_prime_(d: torch.Tensor, h: torch.Tensor, f: torch.Tensor, scratch: torch.Tensor,
+                     activation: str) -> torch.Tensor:
+    """d ← d ⊙ σ′(h) / SIGMA_PRIME_SCALE (the constant goes on V) after activate_into;
+    silu overwrites ``f``: use σ(h) before calling this."""
+    if activation == "square":
+        return d.mul_(h)  # σ′ = 2h
+    if activation == "relu":
+        return d.mul_(torch.sign(f, out=scratch))
+    if activation == "relu_square":
+        return d.mul_(torch.clamp_min(h, 0.0, out=scratch))  # σ′ = 2·relu(h)
+    if activation == "silu":  # σ′ = s·(1 + h − σ(h)), s = sigmoid(h) left in scratch
+        return d.mul_(torch.sub(h, f, out=f).add_(1.0).mul_(scratch))
+    raise ValueError(f"activation: unknown {activation!r}")
+
+
 def chunk_rows(k: int, device: torch.device, n: int) -> int:
     """Rows per chunk from the L2 size on a CPU; a GPU takes all rows at once (it wants
     large kernels and has no per-core cache to fit)."""
@@ -162,19 +192,7 @@ class FusedStep:
         torch.index_select(w, 0, idx[0], out=h)
         torch.index_select(w, 0, idx[1], out=f)  # f's buffer as scratch
         h.add_(f)
-        act = self.activation
-        if act == "square":
-            torch.square(h, out=f)
-        elif act == "relu":
-            torch.clamp_min(h, 0.0, out=f)
-        elif act == "relu_square":
-            torch.clamp_min(h, 0.0, out=f).square_()
-        elif act == "silu":
-            s = self.scratch[:rows]
-            torch.sigmoid(h, out=s)  # kept for σ′
-            torch.mul(h, s, out=f)
-        else:
-            raise ValueError(f"activation: unknown {act!r}")
+        activate_into(h, f, self.scratch[:rows], self.activation)
         return h, f
 
     def _sweep(self, name: str, w: torch.Tensor, backward: bool) -> torch.Tensor:
@@ -234,15 +252,7 @@ class FusedStep:
             if not self.ridge:
                 self.grad_vt.add_(g_lo.T @ self.f_lo[:rows])
             d.copy_(g_lo @ self.vt_lo)
-        act = self.activation
-        if act == "square":
-            d.mul_(h)  # σ′ = 2h, the 2 folded into vt_back
-        elif act == "relu":
-            d.mul_(torch.sign(f, out=self.scratch[:rows]))
-        elif act == "relu_square":
-            d.mul_(torch.clamp_min(h, 0.0, out=self.scratch[:rows]))
-        else:  # silu: σ′ = s·(1 + h − σ(h)), s = sigmoid(h) still in scratch
-            d.mul_(torch.sub(h, f, out=f).add_(1.0).mul_(self.scratch[:rows]))
+        mul_sigma_prime_(d, h, f, self.scratch[:rows], self.activation)
         self.grad_w.index_add_(0, idx[0], d)
         self.grad_w.index_add_(0, idx[1], d)
 

@@ -168,3 +168,20 @@ def test_instruments_reusing_the_fused_step_read_what_their_own_pass_reads(loss)
         assert rf["gf_align"] == pytest.approx(ra["gf_align"], rel=1e-3, abs=1e-5)
     for sf, sa in zip(snaps_f, snaps_a, strict=True):
         np.testing.assert_allclose(sf["gf_spectrum"], sa["gf_spectrum"], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["square", "silu"])
+def test_batched_sweep_engine_in_bf16_follows_train(activation):
+    """The batched engine shares σ, σ′ and the bf16 policy with the fused step."""
+    from li2core.batched import train_batched
+
+    configs = [RunConfig(**TINY, activation=activation, precision="bf16", seed=s, steps=40,
+                         eval_every=10, snapshot_every=1000) for s in (0, 1)]
+    batched = {}
+    for i, event in train_batched(configs, snapshots=False):
+        if event.kind == "metrics":
+            batched.setdefault(i, []).append(event.train_loss)
+    for i, cfg in enumerate(configs):
+        alone = [e.train_loss for e in train(cfg, instruments=False) if e.kind == "metrics"]
+        assert batched[i] == pytest.approx(alone, rel=3e-2)
+        assert alone[-1] < 0.8 * alone[0]

@@ -6,9 +6,12 @@
 - the fused step alone (instruments off), fp32 and bf16;
 
 each with the fraction of this core's matrix-product rate at the step's shapes it reaches.
+Rates are steps per CPU second of this process (time.process_time), which the other jobs of a
+shared machine disturb far less than wall time; a snapshot's helper thread counts too.
 Then (``--grok``) fig3's first step at test accuracy 0.99 in fp32 and bf16.
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 60] [--repeats 3] [--grok] [--profile]
+    .venv/bin/python benchmarks/train_speed.py [--steps 200] [--repeats 3] [--grok]
+    .venv/bin/python benchmarks/train_speed.py --profile   # per-phase profile of one step
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def bare_loop(cfg: RunConfig, eval_every: int = 10) -> float:
     at, bt, yt = data.a[te], data.b[te], data.label[te]
     target = F.one_hot(y, m).float() - 1.0 / m
     target_t = F.one_hot(yt, m).float() - 1.0 / m
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for step in range(cfg.steps):
         out = (w[a] + w[m + b]).square() @ v
         loss = (out - out.mean(1, keepdim=True) - target).square().sum(1).mean()
@@ -50,13 +53,18 @@ def bare_loop(cfg: RunConfig, eval_every: int = 10) -> float:
                      (out_t.argmax(1) == yt).float().mean().item(), test_loss.mean().item(),
                      w.norm().item(), v.norm().item())
         opt.step()
-    return cfg.steps / (time.perf_counter() - t0)
+    return cfg.steps / (time.process_time() - t0)
 
 
 def trained(cfg: RunConfig, instruments: bool) -> float:
+    """Steps per CPU second of train(), from its first metrics row to its summary (set-up
+    excluded; the snapshot helper thread's CPU time included)."""
+    t0 = None
     for event in train(cfg, instruments=instruments):
+        if event.kind == "metrics" and t0 is None:
+            t0 = time.process_time()
         if event.kind == "finished":
-            return event.summary["steps_per_s"]
+            return event.summary["steps_done"] / (time.process_time() - t0)
     raise RuntimeError("train() ended without a summary")
 
 
@@ -67,10 +75,10 @@ def gemm_rate(cfg: RunConfig, dtype: torch.dtype) -> float:
     g = torch.randn(rows, m, dtype=dtype)
     best = float("inf")
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for _ in range(10):
             _ = f @ v, g @ v.T, g.T @ f
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return 10 * 3 * 2 * rows * k * m / best
 
 
@@ -82,6 +90,55 @@ def step_flops(cfg: RunConfig, eval_every: int) -> float:
     return 2 * k * m * (3 * n + (m * m - n) / eval_every)
 
 
+# torch ops of one fused step, by phase (li2core.fused)
+PHASES = {
+    "matrix products σ(h)V, G·Vᵀ, Gᵀσ(h) (train + test rows)": ("aten::mm", "aten::addmm_"),
+    "gather h = u_a + v_b": ("aten::index_select", "aten::add_"),
+    "σ(h), σ′ factor": ("aten::pow", "aten::square", "aten::clamp_min", "aten::sigmoid",
+                        "aten::mul", "aten::mul_", "aten::sign", "aten::sub"),
+    "loss, residual, hits": ("aten::argmax", "aten::eq", "aten::sub_", "aten::linalg_vector_norm",
+                             "aten::sum", "aten::logsumexp", "aten::exp_", "aten::scatter_add_",
+                             "aten::div"),
+    "scatter-add of dh onto dW": ("aten::index_add_",),
+    "bf16 casts": ("aten::copy_", "aten::to", "aten::_to_copy"),
+    "optimizer (Adam)": ("aten::_fused_adam_", "aten::_foreach_", "aten::lerp_", "aten::addcmul_",
+                         "aten::sqrt", "aten::addcdiv_"),
+}
+
+
+def profile_step(cfg: RunConfig, repeats: int = 5) -> None:
+    """Per-phase self CPU time of one fused step with its test-row evaluation and Adam."""
+    from li2core.model import init_weights
+    from li2core.optim import make_optimizers
+    from li2core.step import FusedEngine
+
+    data = make_dataset(cfg.build_group(), cfg.train_fraction, cfg.seed)
+    w, v = init_weights(data.order, cfg.hidden, 1.0, torch.Generator().manual_seed(0))
+    engine = FusedEngine(cfg, data)
+    engine.attach(w, v)
+    opts = make_optimizers(cfg.optimizer, w, v, cfg.lr, cfg.weight_decay)
+
+    def one():
+        engine.step(w, v)
+        engine.evaluate(w, v)
+        for opt in opts:
+            opt.step()
+    one()
+    with torch.profiler.profile() as prof:
+        for _ in range(repeats):
+            one()
+    totals: dict[str, float] = {}
+    for ev in prof.key_averages():
+        phase = next((p for p, ops in PHASES.items() if any(ev.key.startswith(o) for o in ops)),
+                     "other (dispatch, views)")
+        totals[phase] = totals.get(phase, 0.0) + ev.self_cpu_time_total / repeats / 1e3
+    whole = sum(totals.values())
+    print(f"\none fused step + test evaluation, {cfg.precision}, chunk {engine.chunk} rows: "
+          f"{whole:.1f} ms")
+    for phase, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"| {phase} | {ms:.1f} ms | {100 * ms / whole:.0f} % |")
+
+
 def first_grok_step(cfg: RunConfig) -> int | None:
     for event in train(cfg, instruments=False):
         if event.kind == "metrics" and event.test_acc >= 0.99:
@@ -91,12 +148,17 @@ def first_grok_step(cfg: RunConfig) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grok", action="store_true", help="also fig3's step to test acc 0.99")
+    parser.add_argument("--profile", action="store_true", help="only a per-phase profile")
     args = parser.parse_args()
     torch.set_num_threads(1)
     fig3 = get_preset("fig3").with_(steps=args.steps)
+    if args.profile:
+        for precision in ("fp32", "bf16"):
+            profile_step(fig3.with_(precision=precision))
+        return
     sides = {
         "bare autograd loop, metrics every 10": (lambda: bare_loop(fig3), "fp32", 10),
         "train() before (engine=autograd), instruments on": (

@@ -132,9 +132,11 @@ class FusedStep:
         self.scratch = torch.empty(c, k, **f32)
         self.out = torch.empty(c, m, **f32)
         self.grad_w = torch.zeros(2 * m, k, **f32)
-        # dVᵀ = Gᵀσ(h) as (M, K): measured faster than σ(h)ᵀG for short chunks
-        self.grad_vt = torch.zeros(m, k, **f32)
-        self.grad_v = self.grad_vt.T  # (K, M) view
+        # dV accumulates as dVᵀ += Gᵀσ(h), measured faster than σ(h)ᵀG for short chunks, into
+        # a transposed view: the gradient itself stays contiguous, as torch's fused Adam
+        # kernel silently misreads a strided gradient
+        self.grad_v = torch.zeros(k, m, **f32)
+        self.grad_vt = self.grad_v.T  # (M, K) view
         self.v_used = torch.empty(k, m, **f32)  # V centred (mse) or V
         self.vt_back = torch.empty(m, k, **f32)  # σ′'s constant × V_usedᵀ, for dF = G·Vᵀ
         self.sums = {name: torch.zeros(2, **f32) for name in self.sets}  # Σ loss, hits

@@ -120,6 +120,9 @@ class FusedStep:
         self.m, self.k, self.activation, self.loss, self.ridge = m, k, activation, loss, ridge
         self.ridge_reg = ridge_reg
         self.low = torch.bfloat16 if precision == "bf16" else None
+        if self.low is not None and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+            # device=auto landed on such a GPU (device=cuda is refused by RunConfig already)
+            raise ValueError("precision: bf16 on a CUDA device without bfloat16 support")
         self.n = n = int(a.numel())
         self.n_test = int(test_rows[0].numel())
         self.chunk = c = chunk or chunk_rows(k, dev, max(n, self.n_test))

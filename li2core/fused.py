@@ -107,8 +107,8 @@ class FusedStep:
     """Loss, gradients and metrics of one run over fixed train and test rows, chunk by chunk.
 
     ``step(w, v)`` fills ``grad_w`` (and ``grad_v`` for a trained top layer) and returns the
-    summed train loss and hits; ``evaluate(w, v)`` the test set's. A ridge top layer is solved
-    first (over all training rows) and written into ``v``.
+    mean train loss and accuracy; ``evaluate(w, v)`` the test set's. A ridge top layer is
+    solved first (over all training rows) and written into ``v``.
     """
 
     def __init__(self, m: int, k: int, activation: str, loss: str, ridge: bool,
@@ -160,7 +160,7 @@ class FusedStep:
         gradients of the mean train loss land in ``grad_w`` / ``grad_v``."""
         if self.ridge:
             v.copy_(self._ridge_solve(w))
-        self._prepare(v, backward)
+        self._prepare(v)
         if backward:
             self.grad_w.zero_()
             self.grad_vt.zero_()
@@ -181,7 +181,7 @@ class FusedStep:
         return self._sweep("test", w, False)
 
     # -- internals ---------------------------------------------------------------------------
-    def _prepare(self, v: torch.Tensor, backward: bool) -> None:
+    def _prepare(self, v: torch.Tensor) -> None:
         if self.loss == "mse":
             torch.sub(v, v.mean(dim=1, keepdim=True), out=self.v_used)
         else:

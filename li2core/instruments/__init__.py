@@ -98,12 +98,11 @@ class InstrumentProbe:
 
     # -- Probe protocol ---------------------------------------------------------------------
     def wants_forward(self, step: int) -> bool:
-        """Whether this step's groups or snapshot read the training rows' forward pass (the
-        training step then keeps it: TrainState.forward)."""
+        """Whether this step's G_F group (or the final snapshot, which has no ∂J/∂W from the
+        step) reads the training rows' forward pass: the step then keeps it (TrainState)."""
         if self.start is None or step == self.end:
             return True
-        return ((step - self.start) % self.cadence["gradient"] == 0
-                or step % self.config.snapshot_every == 0)
+        return (step - self.start) % self.cadence["gradient"] == 0
 
     def scalars(self, state, row: dict[str, float]) -> dict[str, float]:
         """Run every group that is due at this eval row; return all values known so far."""

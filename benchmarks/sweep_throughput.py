@@ -8,6 +8,14 @@ Times are CPU seconds of this process (time.process_time), which other jobs on a
 machine disturb less than wall time; the wall-time ratio is printed too. With --device cuda
 both columns are wall seconds. ``--repeat N`` times each side N times, alternating, and keeps
 the fastest: on a shared machine single timings of the same sweep vary by ±10%.
+
+``--preset NAME [--set field=value …]`` instead times one named sweep (batched, as ``li2 sweep
+--preset NAME`` runs it) in CPU seconds and prints its outcome counts. Before/after a change,
+run it once against each tree:
+
+    git archive <old commit> li2core | tar -x -C /tmp/before
+    PYTHONPATH=/tmp/before .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
 """
 
 from __future__ import annotations
@@ -46,8 +54,29 @@ def fastest(fns, repeat: int):
     return best
 
 
+def time_preset(name: str, sets: list[str]) -> None:
+    """CPU and wall seconds of one batched run of a sweep preset, and its outcome counts."""
+    from collections import Counter
+
+    from li2core.sweep_presets import get_sweep_preset
+
+    sweep = get_sweep_preset(name)
+    if sets:
+        changes = {}
+        for pair in sets:
+            key, value = pair.split("=", 1)
+            changes[key] = int(value) if value.isdigit() else value
+        sweep = sweep.model_copy(update={"base": sweep.base.with_(**changes)})
+    results, cpu, wall = timed(lambda: run_sweep(sweep))
+    print(f"{name} {' '.join(sets)}: {cpu:.1f} CPU s, {wall:.1f} wall s, "
+          f"{dict(Counter(r.outcome for r in results))}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", help="time this sweep preset instead of the 16-run cases")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --preset: change a field of the sweep's base run")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -56,6 +85,9 @@ def main() -> None:
                         help="default: Z23:48 and Z41:88 (M ≤ 41, hidden ≥ 2M − 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.preset:
+        time_preset(args.preset, args.set)
+        return
     # the first torch.optim step imports torch._dynamo (seconds): keep it out of the timing
     list(train(RunConfig(group="Z5", hidden=8, steps=2, device=args.device), instruments=False))
     print(f"16 runs × {args.steps} steps, eval_every {args.eval_every}, 1 thread, "

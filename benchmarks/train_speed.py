@@ -1,7 +1,17 @@
-"""Steps/s of li2core.train() (instruments off) vs a bare minimal torch loop on the same
-config, measured in one run on one core; then the fig3 preset's wall time to test acc 0.99.
+"""Steps/s at fig3 (Z71, K=2048, p=0.4), one torch thread, every side alternated in one run:
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 200] [--skip-fig3]
+- bare loop: an ordinary PyTorch autograd loop (gather, σ, matmul, mse, Adam), metrics every 10;
+- train() as shipped: ``li2 train --preset fig3`` (instruments on, metrics every step,
+  snapshots every 10), with the autograd engine (before issue 10) and the fused one, fp32/bf16;
+- the fused step alone (instruments off), fp32 and bf16;
+
+each with the fraction of this core's matrix-product rate at the step's shapes it reaches.
+Rates are steps per CPU second of this process (time.process_time), which the other jobs of a
+shared machine disturb far less than wall time; a snapshot's helper thread counts too.
+Then (``--grok``) fig3's first step at test accuracy 0.99 in fp32 and bf16.
+
+    .venv/bin/python benchmarks/train_speed.py [--steps 200] [--repeats 3] [--grok]
+    .venv/bin/python benchmarks/train_speed.py --profile   # per-phase profile of one step
 """
 
 from __future__ import annotations
@@ -13,11 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from li2core import RunConfig, make_dataset, train
+from li2core.fused import cpu_has_bf16_units
 from li2core.presets import get_preset
 
 
-def bare_loop(cfg: RunConfig) -> float:
-    """The least a full-batch trainer can do: gather, σ, matmul, mse, Adam, test eval."""
+def bare_loop(cfg: RunConfig, eval_every: int = 10) -> float:
+    """The loop a researcher writes: gather, σ, matmul, mse, Adam; test metrics every 10."""
     data = make_dataset(cfg.build_group(), cfg.train_fraction, cfg.seed)
     m, k = data.order, cfg.hidden
     w = ((torch.rand(2 * m, k) * 2 - 1) / (2 * m) ** 0.5).requires_grad_()
@@ -28,61 +39,160 @@ def bare_loop(cfg: RunConfig) -> float:
     at, bt, yt = data.a[te], data.b[te], data.label[te]
     target = F.one_hot(y, m).float() - 1.0 / m
     target_t = F.one_hot(yt, m).float() - 1.0 / m
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for step in range(cfg.steps):
         out = (w[a] + w[m + b]).square() @ v
         loss = (out - out.mean(1, keepdim=True) - target).square().sum(1).mean()
         opt.zero_grad()
         loss.backward()
-        if step % cfg.eval_every == 0:
+        if step % eval_every == 0:
             with torch.no_grad():
-                # the same row train() reports: losses, accuracies, weight norms
                 out_t = (w[at] + w[m + bt]).square() @ v
                 test_loss = (out_t - out_t.mean(1, keepdim=True) - target_t).square().sum(1)
                 _ = ((out.argmax(1) == y).float().mean().item(), loss.item(),
                      (out_t.argmax(1) == yt).float().mean().item(), test_loss.mean().item(),
                      w.norm().item(), v.norm().item())
         opt.step()
-    return cfg.steps / (time.perf_counter() - t0)
+    return cfg.steps / (time.process_time() - t0)
 
 
-def ours(cfg: RunConfig) -> float:
-    for event in train(cfg, instruments=False):
+def trained(cfg: RunConfig, instruments: bool) -> float:
+    """Steps per CPU second of train(), from its first metrics row to its summary (set-up
+    excluded; the snapshot helper thread's CPU time included)."""
+    t0 = None
+    for event in train(cfg, instruments=instruments):
+        if event.kind == "metrics" and t0 is None:
+            t0 = time.process_time()
         if event.kind == "finished":
-            return event.summary["steps_per_s"]
+            return event.summary["steps_done"] / (time.process_time() - t0)
     raise RuntimeError("train() ended without a summary")
+
+
+def gemm_rate(cfg: RunConfig, dtype: torch.dtype) -> float:
+    """FLOP/s of this core on the step's three products (σ(h)V, G Vᵀ, Gᵀσ(h)), 256-row tiles."""
+    m, k, rows = cfg.group_order, cfg.hidden, 256
+    f, v = torch.randn(rows, k, dtype=dtype), torch.randn(k, m, dtype=dtype)
+    g = torch.randn(rows, m, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(10):
+            _ = f @ v, g @ v.T, g.T @ f
+        best = min(best, time.process_time() - t0)
+    return 10 * 3 * 2 * rows * k * m / best
+
+
+def step_flops(cfg: RunConfig, eval_every: int) -> float:
+    """Matrix-product FLOPs per step: 3 products over the training rows, the test forward
+    pass every ``eval_every`` steps."""
+    m, k = cfg.group_order, cfg.hidden
+    n = round(cfg.train_fraction * m * m)
+    return 2 * k * m * (3 * n + (m * m - n) / eval_every)
+
+
+# torch ops of one fused step, by phase (li2core.fused)
+PHASES = {
+    "matrix products σ(h)V, G·Vᵀ, Gᵀσ(h) (train + test rows)": ("aten::mm", "aten::addmm_"),
+    "gather h = u_a + v_b": ("aten::index_select", "aten::add_"),
+    "σ(h), σ′ factor": ("aten::pow", "aten::square", "aten::clamp_min", "aten::sigmoid",
+                        "aten::mul", "aten::mul_", "aten::sign", "aten::sub"),
+    "loss, residual, hits": ("aten::argmax", "aten::eq", "aten::sub_", "aten::linalg_vector_norm",
+                             "aten::sum", "aten::logsumexp", "aten::exp_", "aten::scatter_add_",
+                             "aten::div"),
+    "scatter-add of dh onto dW": ("aten::index_add_",),
+    "bf16 casts": ("aten::copy_", "aten::to", "aten::_to_copy"),
+    "optimizer (Adam)": ("aten::_fused_adam_", "aten::_foreach_", "aten::lerp_", "aten::addcmul_",
+                         "aten::sqrt", "aten::addcdiv_"),
+}
+
+
+def profile_step(cfg: RunConfig, repeats: int = 5) -> None:
+    """Per-phase self CPU time of one fused step with its test-row evaluation and Adam."""
+    from li2core.model import init_weights
+    from li2core.optim import make_optimizers
+    from li2core.step import FusedEngine
+
+    data = make_dataset(cfg.build_group(), cfg.train_fraction, cfg.seed)
+    w, v = init_weights(data.order, cfg.hidden, 1.0, torch.Generator().manual_seed(0))
+    engine = FusedEngine(cfg, data)
+    engine.attach(w, v)
+    opts = make_optimizers(cfg.optimizer, w, v, cfg.lr, cfg.weight_decay)
+
+    def one():
+        engine.step(w, v)
+        engine.evaluate(w, v)
+        for opt in opts:
+            opt.step()
+    one()
+    with torch.profiler.profile() as prof:
+        for _ in range(repeats):
+            one()
+    totals: dict[str, float] = {}
+    for ev in prof.key_averages():
+        phase = next((p for p, ops in PHASES.items() if any(ev.key.startswith(o) for o in ops)),
+                     "other (dispatch, views)")
+        totals[phase] = totals.get(phase, 0.0) + ev.self_cpu_time_total / repeats / 1e3
+    whole = sum(totals.values())
+    print(f"\none fused step + test evaluation, {cfg.precision}, chunk {engine.chunk} rows: "
+          f"{whole:.1f} ms")
+    for phase, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"| {phase} | {ms:.1f} ms | {100 * ms / whole:.0f} % |")
+
+
+def first_grok_step(cfg: RunConfig) -> int | None:
+    for event in train(cfg, instruments=False):
+        if event.kind == "metrics" and event.test_acc >= 0.99:
+            return event.step
+    return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-fig3", action="store_true")
+    parser.add_argument("--grok", action="store_true", help="also fig3's step to test acc 0.99")
+    parser.add_argument("--profile", action="store_true", help="only a per-phase profile")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread")
-    for name in ("lecture", "fig3"):
-        cfg = get_preset(name).with_(steps=args.steps, snapshot_every=100_000)
-        ours(cfg.with_(steps=10))  # warm up allocator and kernels
-        # alternate and keep each side's best: the machine is shared, load comes and goes
-        bare, mine = 0.0, 0.0
-        for _ in range(args.repeats):
-            bare, mine = max(bare, bare_loop(cfg)), max(mine, ours(cfg))
-        print(f"{name:8s} ({cfg.group}, K={cfg.hidden}, eval every {cfg.eval_every}): "
-              f"train() {mine:7.1f} steps/s, bare loop {bare:7.1f} steps/s, "
-              f"ratio {mine / bare:.2f}")
-    if not args.skip_fig3:
-        cfg = get_preset("fig3")
-        t0 = time.perf_counter()
-        hit = None
-        for event in train(cfg, instruments=False):
-            if event.kind == "metrics" and event.test_acc >= 0.99:
-                hit = (event.step, time.perf_counter() - t0)
-                break
-        if hit:
-            print(f"fig3: test acc >= 0.99 at step {hit[0]}, wall {hit[1]:.1f} s on one core")
-        else:
-            print("fig3: test acc 0.99 not reached within the preset's steps")
+    fig3 = get_preset("fig3").with_(steps=args.steps)
+    if args.profile:
+        for precision in ("fp32", "bf16"):
+            profile_step(fig3.with_(precision=precision))
+        return
+    sides = {
+        "bare autograd loop, metrics every 10": (lambda: bare_loop(fig3), "fp32", 10),
+        "train() before (engine=autograd), instruments on": (
+            lambda: trained(fig3.with_(engine="autograd"), True), "fp32", 1),
+        "train() as shipped (fused fp32), instruments on": (
+            lambda: trained(fig3, True), "fp32", 1),
+        "train() precision=bf16, instruments on": (
+            lambda: trained(fig3.with_(precision="bf16"), True), "bf16", 1),
+        "fused fp32 step, instruments off": (lambda: trained(fig3, False), "fp32", 1),
+        "fused bf16 step, instruments off": (
+            lambda: trained(fig3.with_(precision="bf16"), False), "bf16", 1),
+    }
+    print(f"torch {torch.__version__}, 1 thread, cpu capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, bf16 units: {cpu_has_bf16_units()}")
+    trained(fig3.with_(steps=3), True)  # warm up imports, allocator and kernels
+    rates = {"fp32": gemm_rate(fig3, torch.float32), "bf16": gemm_rate(fig3, torch.bfloat16)}
+    print(f"matrix-product rate at the step's shapes: fp32 {rates['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {rates['bf16'] / 1e9:.0f} GFLOP/s")
+    # alternate the sides and keep each one's best: the machine is shared, load comes and goes
+    best = dict.fromkeys(sides, 0.0)
+    for _ in range(args.repeats):
+        for name, (fn, _, _) in sides.items():
+            best[name] = max(best[name], fn())
+    bare = best["bare autograd loop, metrics every 10"]
+    print(f"\nfig3, {args.steps} steps per timing, best of {args.repeats}\n")
+    print(f"| {'side':50s} | steps/s | × bare loop | of matmul rate |")
+    print(f"| {'-' * 50} | ---: | ---: | ---: |")
+    for name, (_, precision, eval_every) in sides.items():
+        frac = best[name] * step_flops(fig3, eval_every) / rates[precision]
+        print(f"| {name:50s} | {best[name]:.1f} | {best[name] / bare:.2f} | {100 * frac:.0f} % |")
+    if args.grok:
+        for precision in ("fp32", "bf16"):
+            step = first_grok_step(get_preset("fig3").with_(precision=precision))
+            print(f"fig3 {precision}: test acc >= 0.99 first at step {step}")
 
 
 if __name__ == "__main__":

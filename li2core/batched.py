@@ -23,8 +23,10 @@ from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
-from .model import ACTIVATIONS, init_weights
-from .train import RIDGE_REG, StepRate, first_steps, note_first_steps, resolve_device, run_summary
+from .fused import SIGMA_PRIME_SCALE, activate_into, mul_sigma_prime_
+from .model import init_weights
+from .step import RIDGE_REG
+from .train import StepRate, first_steps, note_first_steps, resolve_device, run_summary
 
 # fields each run of a batch may choose for itself; all others must be equal within a batch
 PER_RUN_FIELDS = frozenset({"train_fraction", "weight_decay", "lr", "seed", "top_init_scale",
@@ -64,18 +66,6 @@ def plan_batches(configs: Sequence[RunConfig], max_elements: int | None = None
     return out
 
 
-def _activation_grad(name: str, h: torch.Tensor) -> torch.Tensor:
-    """σ′(h) for the activations of li2core.model (square is folded into gradients())."""
-    if name == "relu":
-        return (h > 0).to(h.dtype)
-    if name == "relu_square":
-        return 2 * torch.relu(h)
-    if name == "silu":
-        s = torch.sigmoid(h)
-        return s * (1 + h * (1 - s))
-    raise ValueError(f"activation: unknown {name!r}")
-
-
 class _Pass:
     """Index tensors and work-buffer views for a forward pass over the first ``rows`` permuted
     rows of every run: all M² (evaluation) or the n_max training rows."""
@@ -91,6 +81,9 @@ class _Pass:
         self.classes = runs.label[:, :rows]  # (R, rows)
         self.minus_one = torch.full((r * rows,), -1.0, device=runs.device)
         self.h, self.f = runs.work("h", r, rows, k), runs.work("f", r, rows, k)
+        self.scratch = runs.work("s", r, rows, k)  # sigmoid (silu) or σ′ factors
+        if runs.low is not None:
+            self.f_lo = runs.work("f_lo", r, rows, k)
         self.out, self.sq = runs.work("out", r, m, rows), runs.work("sq", r, m, rows)
 
 
@@ -151,7 +144,12 @@ class BatchedRuns:
         # fresh multi-MiB tensors every step cost page faults comparable to the arithmetic
         big, out = r * m * m * k, r * m * m * m
         self._buf = {name: torch.empty(size, device=dev) for name, size in
-                     (("h", big), ("f", big), ("out", out), ("sq", out), ("d_h", r * n_max * k))}
+                     (("h", big), ("f", big), ("s", big), ("out", out), ("sq", out),
+                      ("d_h", r * n_max * k))}
+        # precision=bf16: the three products take bfloat16 copies (li2core.fused's policy)
+        self.low = torch.bfloat16 if c0.precision == "bf16" else None
+        if self.low is not None:
+            self._buf["f_lo"] = torch.empty(big, dtype=self.low, device=dev)
         self.stats = torch.empty(r, 2, m * m, device=dev)  # per-row loss, hit (full pass)
         # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
         # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)
@@ -169,7 +167,7 @@ class BatchedRuns:
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
         # set by forward(): h, σ(h) (R, rows, K); the residual e (mse) or softmax − onehot (cross
         # entropy), transposed (R, M, rows); the V actually used (centred for mse)
-        self.h = self.f = self.e = self.vt_used = None
+        self.h = self.f = self.e = self.vt_used = self._f_lo = self._vt_lo = None
         self.evaluated = False  # stats hold the last forward's per-row loss and hits
         self._scaled = False  # e's training rows already hold G = ∂J/∂out
 
@@ -194,17 +192,19 @@ class BatchedRuns:
         torch.index_select(flat, 0, ps.idx_a, out=ps.h.view(-1, k))
         torch.index_select(flat, 0, ps.idx_b, out=ps.f.view(-1, k))  # f's buffer as scratch
         self.h = h = ps.h.add_(ps.f)
-        if self.activation == "square":
-            self.f = f = torch.square(h, out=ps.f)
-        else:
-            self.f = f = ACTIVATIONS[self.activation](h)
+        self.f = f = activate_into(h, ps.f, ps.scratch, self.activation)
+        self._scratch = ps.scratch
         if self.ridge:
             self.vt.copy_(self._ridge(f[:, :self.n_max]).mT)
         vt = self.vt
         if self.loss == "mse":
             vt = torch.sub(vt, vt.sum(dim=1, keepdim=True), alpha=1.0 / self.m)
         self.vt_used = vt
-        self.e = out = torch.bmm(vt, f.mT, out=ps.out)  # (R, M, rows)
+        if self.low is None:
+            self.e = out = torch.bmm(vt, f.mT, out=ps.out)  # (R, M, rows)
+        else:
+            self._f_lo, self._vt_lo = ps.f_lo.copy_(f), vt.to(self.low)
+            self.e = out = ps.out.copy_(torch.bmm(self._vt_lo, self._f_lo.mT))
         self.evaluated, self._scaled = full, False
         # mse: e = out − (e_y − 1/M), the residual, whose Σ_c e_c² is the row's loss
         flat_out = out.view(-1)
@@ -280,15 +280,24 @@ class BatchedRuns:
             self.e[:, :, :n].mul_(self.row_scale)
             self._scaled = True
         g, h, d_h = self.e[:, :, :n], self.h[:, :n], self._d_h
-        if self.activation == "square":
-            torch.bmm(g.mT, 2 * self.vt_used, out=d_h).mul_(h)  # σ′ = 2h; ×2 is exact
+        scale = SIGMA_PRIME_SCALE[self.activation]  # exact (1 or 2), folded into V
+        g_lo = None if self.low is None else g.to(self.low)
+        d_vt = None
+        if not self.ridge:  # before σ′: silu's σ′ overwrites σ(h)
+            if g_lo is None:
+                d_vt = torch.bmm(g, self.f[:, :n])  # dVᵀ (R, M, K)
+            else:
+                d_vt = torch.bmm(g_lo, self._f_lo[:, :n]).float()
+        if g_lo is None:
+            torch.bmm(g.mT, scale * self.vt_used, out=d_h)
         else:
-            torch.bmm(g.mT, self.vt_used, out=d_h).mul_(_activation_grad(self.activation, h))
+            d_h.copy_(torch.bmm(g_lo.mT, scale * self._vt_lo))
+        mul_sigma_prime_(d_h, h, self.f[:, :n], self._scratch[:, :n], self.activation)
         d_w = F.embedding_bag(self._dw_src, d_h.view(-1, k), self._dw_offsets, mode="sum")
         self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
         grads = [self.grad[:, :2 * m]]
-        if not self.ridge:
-            d_vt = torch.bmm(g, self.f[:, :n], out=self.grad[:, 2 * m:])  # dVᵀ (R, M, K)
+        if d_vt is not None:
+            d_vt = self.grad[:, 2 * m:].copy_(d_vt)
             if self.loss == "mse":
                 d_vt.sub_(d_vt.sum(dim=1, keepdim=True), alpha=1.0 / m)
             grads.append(d_vt.mT)

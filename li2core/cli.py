@@ -78,6 +78,10 @@ def cmd_train(args) -> int:
     if config is None:
         return 2
     use_threads(args.threads)
+    from .fused import bf16_warning
+
+    if warning := bf16_warning(config.precision, config.device):
+        print(f"li2 train: warning: {warning}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-{args.preset or config.group}")
     folder = RunFolder(out)

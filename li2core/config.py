@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .groups import GroupError, group_from_table, parse_group
 
@@ -17,6 +24,15 @@ Loss = Literal["mse", "cross_entropy"]
 Optimizer = Literal["adam", "adamw", "sgd", "muon"]
 TopLayer = Literal["trained", "ridge"]
 Device = Literal["auto", "cpu", "cuda"]
+Engine = Literal["fused", "autograd"]
+Precision = Literal["fp32", "bf16"]
+
+
+def cuda_has_bf16() -> bool:
+    """True where no CUDA device is present (device=cuda then fails on its own) or it has bf16."""
+    import torch
+
+    return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
 
 
 class RunConfig(BaseModel):
@@ -45,6 +61,10 @@ class RunConfig(BaseModel):
     eval_every: int = Field(1, ge=1, le=10_000, description="steps between metric rows")
     snapshot_every: int = Field(25, ge=1, le=100_000, description="steps between weight snapshots")
     device: Device = "auto"
+    engine: Engine = Field("fused", description="training step: fused (chunked, hand-written "
+                           "backward) or autograd (the reference)")
+    precision: Precision = Field("fp32", description="bf16 runs the large matrix products in "
+                                 "bfloat16 (weights, optimizer state, loss and metrics stay fp32)")
 
     @field_validator("group")
     @classmethod
@@ -55,6 +75,18 @@ class RunConfig(BaseModel):
                 parse_group(v)
             except GroupError as exc:
                 raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def _precision_runs_here(cls, v: str, info: ValidationInfo) -> str:
+        # a field validator (not the model's), so the error's loc names the field
+        if v == "bf16":
+            if info.data.get("engine") == "autograd":
+                raise ValueError("bf16 needs engine 'fused' (the autograd reference runs in fp32)")
+            if info.data.get("device") == "cuda" and not cuda_has_bf16():
+                raise ValueError("bf16 requested on a CUDA device without bfloat16 support; "
+                                 "use precision fp32")
         return v
 
     @model_validator(mode="after")

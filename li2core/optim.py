@@ -50,10 +50,12 @@ def make_optimizers(name: str, w: torch.Tensor, v: torch.Tensor | None, lr: floa
                     weight_decay: float) -> list[torch.optim.Optimizer]:
     """One optimizer per parameter role; ``v`` is None when the top layer is ridge-solved."""
     params = [w] if v is None else [w, v]
+    # torch's one-pass Adam kernel: the same per-element formula, the batched engine's choice
+    fused = w.device.type in ("cpu", "cuda") and w.dtype == torch.float32
     if name == "adam":
-        return [torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)]
+        return [torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)]
     if name == "adamw":
-        return [torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)]
+        return [torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)]
     if name == "sgd":
         return [torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)]
     if name == "muon":

@@ -7,7 +7,9 @@ Instruments plug in through the ``Probe`` seam; li2core.instruments provides the
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,10 +19,10 @@ import torch
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
-from .model import features, init_weights, loss_fn, mse_target, ridge_top_layer
+from .model import init_weights
 from .optim import make_optimizers
+from .step import make_step
 
-RIDGE_REG = 1e-3  # the author's code default for the closed-form top layer
 THRESHOLDS = (("test_acc", 0.5), ("test_acc", 0.9), ("test_acc", 0.99), ("train_acc", 0.99))
 
 
@@ -33,6 +35,9 @@ class TrainState:
     w: torch.Tensor  # (2M, K)
     v: torch.Tensor  # (K, M)
     step: int
+    # what this step already computed at these weights, for probes to reuse (None: not kept)
+    grad_w: torch.Tensor | None = None  # ∂J/∂W, (2M, K)
+    forward: tuple | None = None  # training rows' (outputs, class sums YᵀF, column sums 𝟙ᵀF)
 
 
 class Probe(Protocol):
@@ -114,6 +119,38 @@ class StepRate:
             self._t_window, self._steps_window = now, 0
 
 
+class SnapshotHandoff:
+    """Snapshots whose instrument arrays are computed on a helper thread from copies of the
+    weights, so the loop trains on; ``ready()`` yields them in step order once computed."""
+
+    def __init__(self, probe: Probe):
+        self.probe = probe
+        self._pending: deque[tuple[int, dict, Future]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def add(self, state: TrainState, weights: dict) -> Iterator[Snapshot]:
+        """Hand off the snapshot at ``state.step``; a probe that cannot hand off (or none)
+        computes its arrays now, after the snapshots before it."""
+        make_job = getattr(self.probe, "arrays_job", None)
+        job = make_job(state) if make_job is not None else None
+        if job is None:
+            yield from self.ready(wait=True)
+            yield Snapshot(step=state.step, arrays={**weights, **self.probe.arrays(state)})
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot")
+        self._pending.append((state.step, weights, self._pool.submit(job)))
+
+    def ready(self, wait: bool = False) -> Iterator[Snapshot]:
+        while self._pending and (wait or self._pending[0][2].done()):
+            step, weights, future = self._pending.popleft()
+            yield Snapshot(step=step, arrays={**weights, **future.result()})
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -159,9 +196,10 @@ def train(
             raise ValueError(f"initial weights have shapes {tuple(w0.shape)}, {tuple(v0.shape)}; "
                              f"expected {(2 * m, k)}, {(k, m)}")
         start_step = int(initial.get("step", 0))
-    w = w0.to(device).requires_grad_(True)
+    w, v = w0.to(device), v0.to(device)
+    engine = make_step(config, data)
+    engine.attach(w, v)
     ridge = config.top_layer == "ridge"
-    v = v0.to(device).requires_grad_(not ridge)
     optimizers = make_optimizers(config.optimizer, w, None if ridge else v, config.lr,
                                  config.weight_decay)
     if probe is None:
@@ -181,10 +219,6 @@ def train(
         prediction=predict_verdict(config),
     )
 
-    tr, te = data.train_idx, data.test_idx
-    a_tr, b_tr, y_tr = data.a[tr], data.b[tr], data.label[tr]
-    a_te, b_te, y_te = data.a[te], data.b[te], data.label[te]
-    t_tr, t_te = mse_target(y_tr, m), mse_target(y_te, m)
     state = TrainState(config, data, w, v, start_step)
     first = first_steps()
     stages: list[dict] = []
@@ -194,55 +228,50 @@ def train(
     end = start_step + config.steps
     stopped = False
 
-    for step in range(start_step, end + 1):
-        # step == end: evaluate and snapshot the final weights without another update
-        f = features(w, a_tr, b_tr, config.activation)
-        if ridge:
-            with torch.no_grad():
-                v.copy_(ridge_top_layer(f.detach(), y_tr, m, RIDGE_REG))
-        out = f @ v
-        loss = loss_fn(out, y_tr, config.loss, t_tr)
-        is_eval = (step - start_step) % config.eval_every == 0 or step == end
-        if step < end:
+    snapshots = SnapshotHandoff(probe)
+    try:
+        for step in range(start_step, end + 1):
+            # step == end: evaluate and snapshot the final weights without another update
+            is_eval = (step - start_step) % config.eval_every == 0 or step == end
+            wants_forward = getattr(probe, "wants_forward", None)
+            engine.collect = bool(wants_forward and wants_forward(step))
+            train_metrics = engine.step(w, v, backward=step < end)
+            state.grad_w = w.grad if step < end else None
+            state.forward = engine.forward_parts() if engine.collect else None
+            if is_eval:
+                with torch.no_grad():
+                    # one host sync for the whole row
+                    tl, ta, vl, va, wn, vn = torch.cat([
+                        train_metrics, engine.evaluate(w, v),
+                        torch.linalg.vector_norm(w.detach()).view(1),
+                        torch.linalg.vector_norm(v.detach()).view(1)]).tolist()
+                row = {"step": step, "train_loss": tl, "train_acc": ta, "test_loss": vl,
+                       "test_acc": va, "w_norm": wn, "v_norm": vn, "steps_per_s": clock.rate}
+                state.step = step
+                values = probe.scalars(state, row)
+                note_first_steps(first, row, step)
+                last = {**row, **values}
+                yield StepMetrics(**row, values=values)
+                for change in probe.stages(state, last):
+                    stages.append({"step": change.step, "stage": change.stage})
+                    yield change
+            if step % config.snapshot_every == 0 or step == end:
+                state.step = step
+                weights = {"W": w.detach().cpu().numpy().astype(np.float32, copy=True),
+                           "V": v.detach().cpu().numpy().astype(np.float32, copy=True)}
+                yield from snapshots.add(state, weights)
+            yield from snapshots.ready(wait=step == end)
+            if step == end:
+                break
             for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-        if is_eval:
-            with torch.no_grad():
-                train_acc = (out.argmax(1) == y_tr).float().mean().item()
-                out_te = features(w, a_te, b_te, config.activation) @ v
-                row = {
-                    "step": step,
-                    "train_loss": loss.item(),
-                    "train_acc": train_acc,
-                    "test_loss": loss_fn(out_te, y_te, config.loss, t_te).item(),
-                    "test_acc": (out_te.argmax(1) == y_te).float().mean().item(),
-                    "w_norm": w.norm().item(),
-                    "v_norm": v.norm().item(),
-                    "steps_per_s": clock.rate,
-                }
-            state.step = step
-            values = probe.scalars(state, row)
-            note_first_steps(first, row, step)
-            last = {**row, **values}
-            yield StepMetrics(**row, values=values)
-            for change in probe.stages(state, last):
-                stages.append({"step": change.step, "stage": change.stage})
-                yield change
-        if step % config.snapshot_every == 0 or step == end:
-            state.step = step
-            arrays = {"W": w.detach().cpu().numpy().astype(np.float32, copy=True),
-                      "V": v.detach().cpu().numpy().astype(np.float32, copy=True)}
-            arrays.update(probe.arrays(state))
-            yield Snapshot(step=step, arrays=arrays)
-        if step == end:
-            break
-        for opt in optimizers:
-            opt.step()
-        clock.step_done()
-        if stop is not None and stop():
-            stopped = True
-            break
+                opt.step()
+            clock.step_done()
+            if stop is not None and stop():
+                stopped = True
+                break
+        yield from snapshots.ready(wait=True)  # a stopped run still delivers its snapshots
+    finally:
+        snapshots.close()
 
     elapsed = time.perf_counter() - t_start
     done = (last.get("step", start_step) - start_step) if last else 0

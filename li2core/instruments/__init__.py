@@ -9,6 +9,7 @@ never changes the training trajectory. Names and shapes: docs/events.md.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from ..stages import StageDetector
 from .cadence import GROUPS, cadences
 from .energy import memorising, node_energy, random_baseline
 from .gradient import (
+    ForwardSums,
     forward_sums,
     gradient_stats,
     motion,
@@ -80,6 +82,8 @@ class InstrumentProbe:
         self._fresh: set[str] = set()
         self._inherited: list[dict] = []
         self._fork: dict = {}
+        self._given: tuple | None = None  # the training step's own forward parts, if handed
+        self._bg_rows: tuple[HiddenBlocks, HiddenBlocks] | None = None  # for arrays_job
 
     def inherit(self, stages: list[dict], fork: dict) -> None:
         """A fork continues its parent's stage history ({"step", "stage", "evidence"} up to the
@@ -92,6 +96,7 @@ class InstrumentProbe:
         d = self.data.to(device)
         tr = d.train_idx
         self.device = torch.device(device)
+        self._bg_rows = None
         self.a_tr, self.b_tr, self.y_tr, self.label = d.a[tr], d.b[tr], d.label[tr], d.label
         self.train_rows = HiddenBlocks(self.a_tr, self.b_tr, self.m)
         self.table_rows = HiddenBlocks(d.a, d.b, self.m)
@@ -104,6 +109,13 @@ class InstrumentProbe:
         return frozenset(self._fresh)
 
     # -- Probe protocol ---------------------------------------------------------------------
+    def wants_forward(self, step: int) -> bool:
+        """Whether this step's G_F group (or the final snapshot, which has no ∂J/∂W from the
+        step) reads the training rows' forward pass: the step then keeps it (TrainState)."""
+        if self.start is None or step == self.end:
+            return True
+        return (step - self.start) % self.cadence["gradient"] == 0
+
     def scalars(self, state, row: dict[str, float]) -> dict[str, float]:
         """Run every group that is due at this eval row; return all values known so far."""
         if self.start is None:
@@ -114,6 +126,7 @@ class InstrumentProbe:
             self._place(state.w.device)
         final = state.step == self.end
         self._fresh = set()
+        self._given = getattr(state, "forward", None)
         with torch.no_grad():
             w, v = state.w.detach(), state.v.detach()
             for g in GROUPS:
@@ -133,28 +146,62 @@ class InstrumentProbe:
         with torch.no_grad():
             w, v = state.w.detach(), state.v.detach()
             ns = self._spectra_at(state.step, w)
-            e_tr, e_full = self._energy_at(state.step, w)
-            resid = output_residual(self._forward_at(state.step, w, v).out, self.y_tr,
-                                    self.config.loss)
-            asc = tangential(weight_ascent(self.train_rows, w, v, resid, self.config.activation),
-                             w)
-            gp = (component_power(self.comps, asc[:self.m])
-                  + component_power(self.comps, asc[self.m:])).sum(dim=0)
-            tot = float(gp.sum())
-            out = {
-                "spec_u": ns.spec_u, "spec_v": ns.spec_v,
-                "spec_V": component_power(self.comps, v.T),
-                "concentration": ns.concentration, "dominant": ns.dominant, "active": ns.active,
-                # the per-node verdicts, so viewers never re-derive (and drift from) the rules
-                "locked": ns.locked,
-                "memorising": memorising(e_tr, e_full, ns.active, self.baseline),
-                "energy_train": e_tr, "energy_full": e_full,
-                "gf_spectrum": gp / tot if tot > 0 else gp,
-            }
-            arrays = {name: t.detach().cpu().numpy().astype(np.float32)
-                      for name, t in out.items()}
+            energy = self._energy_at(state.step, w)
+            grad = getattr(state, "grad_w", None)
+            if grad is None:
+                self._given = getattr(state, "forward", None)
+                resid = output_residual(self._forward_at(state.step, w, v).out, self.y_tr,
+                                        self.config.loss)
+                ascent = weight_ascent(self.train_rows, w, v, resid, self.config.activation)
+            else:  # the training step's own ∂J/∂W at these weights: the ascent is −∂J/∂W
+                ascent = -grad
+            arrays = self._snapshot_arrays(w, v, ns, energy, ascent)
         self._tick("snapshot", time.perf_counter() - t0)
         return arrays
+
+    def arrays_job(self, state) -> Callable[[], dict[str, np.ndarray]] | None:
+        """``arrays(state)`` as a function of copies, safe to run on another thread while
+        training goes on; None where it must run now (no ∂J/∂W from the step to reuse)."""
+        grad = getattr(state, "grad_w", None)
+        if grad is None or state.w.device != self.device:
+            return None
+        step = state.step
+        w, v, ascent = state.w.detach().clone(), state.v.detach().clone(), grad.neg()
+        cached = self._cache if self._cache_step == step else {}
+        ns, energy = cached.get("spectra"), cached.get("energy")
+        if self._bg_rows is None:  # own block buffers: HiddenBlocks reuses its buffer
+            d = self.data.to(self.device)
+            self._bg_rows = (HiddenBlocks(self.a_tr, self.b_tr, self.m),
+                             HiddenBlocks(d.a, d.b, self.m))
+
+        def job() -> dict[str, np.ndarray]:
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                spectra = ns if ns is not None else node_spectra(self.comps, w)
+                arrays = self._snapshot_arrays(
+                    w, v, spectra, energy if energy is not None else self._energies(
+                        w, *self._bg_rows), ascent)
+            self._tick("snapshot", time.perf_counter() - t0)
+            return arrays
+        return job
+
+    def _snapshot_arrays(self, w, v, ns, energy, ascent) -> dict[str, np.ndarray]:
+        e_tr, e_full = energy
+        asc = tangential(ascent, w)
+        gp = (component_power(self.comps, asc[:self.m])
+              + component_power(self.comps, asc[self.m:])).sum(dim=0)
+        tot = float(gp.sum())
+        out = {
+            "spec_u": ns.spec_u, "spec_v": ns.spec_v,
+            "spec_V": component_power(self.comps, v.T),
+            "concentration": ns.concentration, "dominant": ns.dominant, "active": ns.active,
+            # the per-node verdicts, so viewers never re-derive (and drift from) the rules
+            "locked": ns.locked,
+            "memorising": memorising(e_tr, e_full, ns.active, self.baseline),
+            "energy_train": e_tr, "energy_full": e_full,
+            "gf_spectrum": gp / tot if tot > 0 else gp,
+        }
+        return {name: t.detach().cpu().numpy().astype(np.float32) for name, t in out.items()}
 
     def stages(self, state, row: dict[str, float]) -> list[StageChange]:
         t0 = time.perf_counter()
@@ -227,16 +274,20 @@ class InstrumentProbe:
         return self._cached(step, "spectra", lambda: node_spectra(self.comps, w))
 
     def _forward_at(self, step, w, v):
+        if self._given is not None:  # exact: the step's own pass at these weights
+            return self._cached(step, "forward", lambda: ForwardSums(*self._given))
         return self._cached(step, "forward", lambda: forward_sums(
             self.train_rows, w, v, self.y_tr, self.config.activation))
 
     def _energy_at(self, step, w):
-        def compute():
-            act = self.config.activation
-            e_tr = node_energy(self.train_rows, w, self.y_tr, act) / self.e_ref_train
-            e_full = node_energy(self.table_rows, w, self.label, act) / self.e_ref_full
-            return e_tr, e_full
-        return self._cached(step, "energy", compute)
+        return self._cached(step, "energy", lambda: self._energies(w, self.train_rows,
+                                                                   self.table_rows))
+
+    def _energies(self, w, train_rows: HiddenBlocks, table_rows: HiddenBlocks):
+        act = self.config.activation
+        e_tr = node_energy(train_rows, w, self.y_tr, act) / self.e_ref_train
+        e_full = node_energy(table_rows, w, self.label, act) / self.e_ref_full
+        return e_tr, e_full
 
     def _tick(self, name: str, seconds: float) -> None:
         t = self.timings.setdefault(name, [0.0, 0])

@@ -15,6 +15,7 @@ def test_health_schema_presets_groups(make_client):
     c = make_client()
     health = c.get("/api/health").json()
     assert health["status"] == "ok" and health["max_jobs"] == 1
+    assert isinstance(health["cpu_bf16"], bool)  # whether precision=bf16 has hardware here
     assert c.get("/api/config/schema").json() == field_bounds()
     presets = c.get("/api/presets").json()
     assert [p["name"] for p in presets] == list(PRESETS)

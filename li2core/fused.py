@@ -1,0 +1,277 @@
+"""One training step of Ŷ = σ(XW)V as a fused, chunked forward + hand-written backward.
+
+The rows of the table are processed in chunks small enough that a chunk's n×K hidden
+activations stay in the core's L2 cache: per chunk, gather h = u_a + v_b, σ(h), out = σ(h)V,
+the loss and its gradient G = ∂J/∂out, dV += σ(h)ᵀG, dh = (G Vᵀ) ⊙ σ′(h), and the scatter-add
+of dh onto rows a and M + b of dW. Nothing of size n×K is kept between chunks, all buffers are
+allocated once, and the three n·K·M products may run in bfloat16 (``precision="bf16"``) while
+weights, gradients, loss and metrics stay float32. Checked against autograd in the tests.
+
+For ``mse`` the outputs are taken with V centred over classes, out = σ(h)·V·(I − 11ᵀ/M): the
+loss's centring moved onto the small matrix. G's rows then sum to zero, so dV needs no centring.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from .model import mse_target
+
+SIGMA_PRIME_SCALE = {"square": 2.0, "relu_square": 2.0, "relu": 1.0, "silu": 1.0}
+# Measured at fig3 (K=2048, one core, 1 MiB L2; benchmarks/README.md): chunks whose σ(h) is
+# about twice the L2 size ran fastest (256 rows: bf16 28 steps/s vs 25 at 128 or 512 rows,
+# fp32 flat within 5%): shorter chunks give the matrix products a poor shape, longer ones
+# spill h, σ(h) and dh to L3 between the passes of a chunk.
+CHUNK_L2_MULTIPLE = 2
+MIN_CHUNK, MAX_CHUNK = 64, 2048
+
+
+@functools.lru_cache(maxsize=1)
+def l2_cache_bytes() -> int:
+    """The per-core L2 size from sysfs (1 MiB if it cannot be read)."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        scale = {"K": 1024, "M": 1024**2}.get(text[-1], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1024**2
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX512-BF16); without
+    them torch emulates bf16 matrix products, slower than float32."""
+    if torch.backends.cpu.get_cpu_capability() == "AVX512_AMX":  # sapphire rapids and later
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f" {flag}" in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def bf16_warning(precision: str, device: str) -> str | None:
+    """A sentence for the user when ``precision=bf16`` will run without bf16 units, else None."""
+    if precision != "bf16" or device == "cuda" or cpu_has_bf16_units():
+        return None
+    if device == "auto" and torch.cuda.is_available():
+        return None
+    return ("precision=bf16 on a CPU without bf16 units (no AMX-BF16 or AVX512-BF16): the "
+            "products are emulated and run slower than fp32; use precision=fp32 here")
+
+
+def activate_into(h: torch.Tensor, f: torch.Tensor, scratch: torch.Tensor,
+                  activation: str) -> torch.Tensor:
+    """f ← σ(h) for a block of any shape; silu leaves sigmoid(h) in ``scratch`` for σ′."""
+    if activation == "square":
+        return torch.square(h, out=f)
+    if activation == "relu":
+        return torch.clamp_min(h, 0.0, out=f)
+    if activation == "relu_square":
+        return torch.clamp_min(h, 0.0, out=f).square_()
+    if activation == "silu":
+        torch.sigmoid(h, out=scratch)
+        return torch.mul(h, scratch, out=f)
+    raise ValueError(f"activation: unknown {activation!r}")
+
+
+def mul_sigma_prime_(d: torch.Tensor, h: torch.Tensor, f: torch.Tensor, scratch: torch.Tensor,
+                     activation: str) -> torch.Tensor:
+    """d ← d ⊙ σ′(h) / SIGMA_PRIME_SCALE (the constant goes on V) after activate_into;
+    silu overwrites ``f``: use σ(h) before calling this."""
+    if activation == "square":
+        return d.mul_(h)  # σ′ = 2h
+    if activation == "relu":
+        return d.mul_(torch.sign(f, out=scratch))
+    if activation == "relu_square":
+        return d.mul_(torch.clamp_min(h, 0.0, out=scratch))  # σ′ = 2·relu(h)
+    if activation == "silu":  # σ′ = s·(1 + h − σ(h)), s = sigmoid(h) left in scratch
+        return d.mul_(torch.sub(h, f, out=f).add_(1.0).mul_(scratch))
+    raise ValueError(f"activation: unknown {activation!r}")
+
+
+def chunk_rows(k: int, device: torch.device, n: int) -> int:
+    """Rows per chunk from the L2 size on a CPU; a GPU takes all rows at once (it wants
+    large kernels and has no per-core cache to fit)."""
+    if device.type != "cpu":
+        return n
+    rows = CHUNK_L2_MULTIPLE * l2_cache_bytes() // (k * 4)
+    rows = max(MIN_CHUNK, min(MAX_CHUNK, rows)) // 16 * 16
+    return min(rows, n)
+
+
+class FusedStep:
+    """Loss, gradients and metrics of one run over fixed train and test rows, chunk by chunk.
+
+    ``step(w, v)`` fills ``grad_w`` (and ``grad_v`` for a trained top layer) and returns the
+    mean train loss and accuracy; ``evaluate(w, v)`` the test set's. A ridge top layer is
+    solved first (over all training rows) and written into ``v``.
+    """
+
+    def __init__(self, m: int, k: int, activation: str, loss: str, ridge: bool,
+                 train_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 test_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 precision: str = "fp32", ridge_reg: float = 1e-3, chunk: int | None = None):
+        a, b, y = train_rows
+        self.device = dev = a.device
+        self.m, self.k, self.activation, self.loss, self.ridge = m, k, activation, loss, ridge
+        self.ridge_reg = ridge_reg
+        self.low = torch.bfloat16 if precision == "bf16" else None
+        if self.low is not None and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+            # device=auto landed on such a GPU (device=cuda is refused by RunConfig already)
+            raise ValueError("precision: bf16 on a CUDA device without bfloat16 support")
+        self.n = n = int(a.numel())
+        self.n_test = int(test_rows[0].numel())
+        self.chunk = c = chunk or chunk_rows(k, dev, max(n, self.n_test))
+        # the two gathered rows of each table row, as one index list per set: [a | M + b]
+        self.sets = {name: (torch.stack([ra, rb + m]), ry,
+                            mse_target(ry, m) if loss == "mse" else None)
+                     for name, (ra, rb, ry) in (("train", train_rows), ("test", test_rows))}
+        f32 = dict(dtype=torch.float32, device=dev)
+        self.h, self.f, self.d = (torch.empty(c, k, **f32) for _ in range(3))
+        self.scratch = torch.empty(c, k, **f32)
+        self.out = torch.empty(c, m, **f32)
+        self.grad_w = torch.zeros(2 * m, k, **f32)
+        # dV accumulates as dVᵀ += Gᵀσ(h), measured faster than σ(h)ᵀG for short chunks, into
+        # a transposed view: the gradient itself stays contiguous, as torch's fused Adam
+        # kernel silently misreads a strided gradient
+        self.grad_v = torch.zeros(k, m, **f32)
+        self.grad_vt = self.grad_v.T  # (M, K) view
+        self.v_used = torch.empty(k, m, **f32)  # V centred (mse) or V
+        self.vt_back = torch.empty(m, k, **f32)  # σ′'s constant × V_usedᵀ, for dF = G·Vᵀ
+        self.sums = {name: torch.zeros(2, **f32) for name in self.sets}  # Σ loss, hits
+        if self.low is not None:
+            lo = dict(dtype=self.low, device=dev)
+            self.f_lo, self.g_lo = torch.empty(c, k, **lo), torch.empty(c, m, **lo)
+            self.v_lo, self.vt_lo = torch.empty(k, m, **lo), torch.empty(m, k, **lo)
+        # with ``collect`` set, a step also keeps what instruments read of the forward pass:
+        # outputs (n, M), class sums YᵀF (M, K) and column sums 𝟙ᵀF (K,) of σ(h)
+        self.collect = False
+        self.train_out = torch.empty(0, m, **f32)
+        self.class_sums, self.col_sums = torch.empty(m, k, **f32), torch.empty(k, **f32)
+
+    # -- public ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, w: torch.Tensor, v: torch.Tensor, backward: bool = True) -> torch.Tensor:
+        """(2,) float32 [mean train loss, train accuracy] at (w, v); with ``backward`` the
+        gradients of the mean train loss land in ``grad_w`` / ``grad_v``."""
+        if self.ridge:
+            v.copy_(self._ridge_solve(w))
+        self._prepare(v)
+        if backward:
+            self.grad_w.zero_()
+            self.grad_vt.zero_()
+        if self.collect:
+            if self.train_out.shape[0] != self.n:
+                self.train_out = torch.empty(self.n, self.m, device=self.device)
+            self.class_sums.zero_()
+            self.col_sums.zero_()
+        return self._sweep("train", w, backward)
+
+    def forward_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(outputs, class sums, column sums) of the last ``collect`` step (see __init__)."""
+        return self.train_out, self.class_sums, self.col_sums
+
+    @torch.no_grad()
+    def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(2,) float32 [mean test loss, test accuracy] with the V of the last ``step``."""
+        return self._sweep("test", w, False)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _prepare(self, v: torch.Tensor) -> None:
+        if self.loss == "mse":
+            torch.sub(v, v.mean(dim=1, keepdim=True), out=self.v_used)
+        else:
+            self.v_used.copy_(v)
+        torch.mul(self.v_used.T, SIGMA_PRIME_SCALE[self.activation], out=self.vt_back)
+        if self.low is not None:
+            self.v_lo.copy_(self.v_used)
+            self.vt_lo.copy_(self.vt_back)
+
+    def _hidden(self, w: torch.Tensor, idx: torch.Tensor, rows: int) -> tuple:
+        """h and σ(h) of ``rows`` table rows, into the chunk buffers."""
+        h, f = self.h[:rows], self.f[:rows]
+        torch.index_select(w, 0, idx[0], out=h)
+        torch.index_select(w, 0, idx[1], out=f)  # f's buffer as scratch
+        h.add_(f)
+        activate_into(h, f, self.scratch[:rows], self.activation)
+        return h, f
+
+    def _sweep(self, name: str, w: torch.Tensor, backward: bool) -> torch.Tensor:
+        idx_all, y_all, t_all = self.sets[name]
+        n = idx_all.shape[1]
+        sums = self.sums[name]
+        sums.zero_()
+        scale = (2.0 if self.loss == "mse" else 1.0) / max(n, 1)
+        for lo in range(0, n, self.chunk):
+            hi = min(n, lo + self.chunk)
+            rows = hi - lo
+            h, f = self._hidden(w, idx_all[:, lo:hi], rows)
+            out = self.out[:rows]
+            if self.low is None:
+                torch.mm(f, self.v_used, out=out)
+            else:
+                f_lo = self.f_lo[:rows]
+                f_lo.copy_(f)
+                out.copy_(f_lo @ self.v_lo)
+            y = y_all[lo:hi]
+            if self.collect and name == "train":
+                self.train_out[lo:hi] = out
+                self.class_sums.index_add_(0, y, f)
+                self.col_sums.add_(f.sum(dim=0))
+            self._loss_and_residual(out, y, None if t_all is None else t_all[lo:hi], sums)
+            if not backward:
+                continue
+            out.mul_(scale)  # G = ∂J/∂out
+            self._backward(w, idx_all[:, lo:hi], h, f, out, rows)
+        return sums / max(n, 1)
+
+    def _loss_and_residual(self, out: torch.Tensor, y: torch.Tensor,
+                           target: torch.Tensor | None, sums: torch.Tensor) -> None:
+        """Add this chunk's summed loss and hits to ``sums``; leave the per-row residual in
+        ``out``: out − target (mse) or softmax − onehot (cross entropy)."""
+        hits = (out.argmax(dim=1) == y).sum()
+        if target is not None:
+            out.sub_(target)
+            loss = torch.linalg.vector_norm(out).square()
+        else:
+            lse = torch.logsumexp(out, dim=1, keepdim=True)
+            loss = (lse.squeeze(1) - out.gather(1, y[:, None]).squeeze(1)).sum()
+            out.sub_(lse).exp_()
+            out.scatter_add_(1, y[:, None], torch.full_like(lse, -1.0))
+        sums[0] += loss
+        sums[1] += hits
+
+    def _backward(self, w, idx, h, f, g, rows: int) -> None:
+        d = self.d[:rows]
+        if self.low is None:
+            if not self.ridge:
+                self.grad_vt.addmm_(g.T, f)
+            torch.mm(g, self.vt_back, out=d)
+        else:
+            g_lo = self.g_lo[:rows]
+            g_lo.copy_(g)
+            if not self.ridge:
+                self.grad_vt.add_(g_lo.T @ self.f_lo[:rows])
+            d.copy_(g_lo @ self.vt_lo)
+        mul_sigma_prime_(d, h, f, self.scratch[:rows], self.activation)
+        self.grad_w.index_add_(0, idx[0], d)
+        self.grad_w.index_add_(0, idx[1], d)
+
+    def _ridge_solve(self, w: torch.Tensor) -> torch.Tensor:
+        """V* = (FᵀF + reg·I)⁻¹ Fᵀ(Y − 1/M) over the training rows (li2core.model), with FᵀF
+        and FᵀT summed chunk by chunk."""
+        idx_all, y_all, _ = self.sets["train"]
+        gram = torch.zeros(self.k, self.k, device=self.device)
+        rhs = torch.zeros(self.k, self.m, device=self.device)
+        target = mse_target(y_all, self.m)
+        for lo in range(0, self.n, self.chunk):
+            hi = min(self.n, lo + self.chunk)
+            _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo)
+            gram.addmm_(f.T, f)
+            rhs.addmm_(f.T, target[lo:hi])
+        gram.diagonal().add_(self.ridge_reg)
+        return torch.linalg.solve(gram, rhs)

@@ -18,7 +18,8 @@ from .config import RunConfig
 from .events import Event
 
 MAX_RUNS = 256
-SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed"]
+SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed",
+                     "optimizer"]
 SWEEP_FIELDS: tuple[str, ...] = SweepField.__args__
 Axis = Annotated[list[float | int | str], Field(min_length=1, max_length=MAX_RUNS)]
 
@@ -142,6 +143,7 @@ class RunOutcome:
                 "train_acc": f.get("train_acc"), "test_acc": f.get("test_acc"),
                 "train_loss": f.get("train_loss"), "test_loss": f.get("test_loss"),
                 "first_test_acc_0.9": self.first_step.get("test_acc>=0.9"),
+                "first_test_acc_0.99": self.first_step.get("test_acc>=0.99"),
                 "steps": self.steps_done, "p_crit": p_crit(self.config.build_group())}
 
 

@@ -19,6 +19,7 @@ from ..events import StageChange
 from ..irreps import component_power, isotypic_components
 from ..stages import StageDetector
 from .cadence import GROUPS, cadences
+from .duplication import DuplicationTracker
 from .energy import memorising, node_energy, random_baseline
 from .gradient import (
     forward_sums,
@@ -78,6 +79,7 @@ class InstrumentProbe:
         self._cache: dict = {}
         self._nodes_per_component: list[int] = [0] * self.n_components
         self._fresh: set[str] = set()
+        self._dup = DuplicationTracker(self.comps)
 
     def _place(self, device) -> None:
         """Index tensors and row blocks on ``device`` (train() may move the data after a
@@ -172,6 +174,9 @@ class InstrumentProbe:
         out["coverage_max"] = max(out["coverage"], self.values.get("coverage_max", 0.0))
         self._nodes_per_component = nodes_per_component(ns, self.n_components)
         return out
+
+    def _duplication(self, step, w, v) -> dict[str, float]:
+        return self._dup.update(self._spectra_at(step, w), w)
 
     def _gradient(self, step, w, v) -> dict[str, float]:
         norm, align = gradient_stats(self._forward_at(step, w, v), v, self.y_tr, self.config.loss)

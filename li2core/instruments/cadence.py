@@ -38,6 +38,7 @@ GROUPS = (
     InstrumentGroup("motion", "cheap", ("w_motion", "v_motion")),
     InstrumentGroup("spectra", "cheap", ("conc_mean", "coverage", "coverage_max", "agree_frac",
                                "active_nodes")),
+    InstrumentGroup("duplication", "cheap", ("duplication", "locked_nodes", "learned_share")),
     InstrumentGroup("gradient", "periodic", ("gf_norm", "gf_align")),
     InstrumentGroup("energy", "periodic", ("energy_q10", "energy_q50", "energy_q90",
                                            "memorising_nodes")),
@@ -65,6 +66,7 @@ def group_seconds(n: int, m: int, k: int) -> dict[str, float]:
     return {
         "motion": _t(0, 12 * m * k, 12),
         "spectra": _t(6 * m * m * k, 16 * m * k, 40),
+        "duplication": _t(4 * m * m * k, 20 * m * k, 30),
         "gradient": _t(2 * n * k * m, 4 * n * k + 4 * n * m, 40),
         "energy": _t(0, 3 * (n + m * m) * k, 30),
         "ridge": ridge,

@@ -133,6 +133,7 @@ class RunOutcome:
     initial_train_loss: float | None = None
     steps_done: int = 0
     stopped: bool = False
+    mechanism: dict = field(default_factory=dict)  # coverage, duplication of the final W
 
     def row(self) -> dict:
         """The CSV/JSON row: grid values, outcome, final accuracies, first step test ≥ 0.9."""
@@ -144,7 +145,9 @@ class RunOutcome:
                 "train_loss": f.get("train_loss"), "test_loss": f.get("test_loss"),
                 "first_test_acc_0.9": self.first_step.get("test_acc>=0.9"),
                 "first_test_acc_0.99": self.first_step.get("test_acc>=0.99"),
-                "steps": self.steps_done, "p_crit": p_crit(self.config.build_group())}
+                "steps": self.steps_done, "p_crit": p_crit(self.config.build_group()),
+                "coverage": self.mechanism.get("coverage"),
+                "duplication": self.mechanism.get("duplication")}
 
 
 def run_sweep(
@@ -164,6 +167,7 @@ def run_sweep(
     steps: runs in progress end stopped, runs not started get outcome "not_run".
     """
     from .batched import plan_batches, train_batched
+    from .instruments.duplication import final_mechanism
     from .train import train
 
     configs = sweep.configs()
@@ -172,6 +176,11 @@ def run_sweep(
 
     def consume(index: int, event: Event) -> None:
         res = results[index]
+        if event.kind == "snapshot":
+            if event.step == res.config.steps:  # the final weights: coverage and duplication
+                res.mechanism = final_mechanism(res.config, event.arrays["W"])
+            if not snapshots:
+                return
         if event.kind == "metrics" and res.initial_train_loss is None:
             res.initial_train_loss = event.train_loss
         elif event.kind == "finished":
@@ -189,15 +198,13 @@ def run_sweep(
                 break
             step_cb = (lambda _step, n=len(idx): on_steps(n)) if on_steps else None
             for j, event in train_batched([configs[i] for i in idx], stop=stop,
-                                          snapshots=snapshots, on_step=step_cb):
+                                          snapshots=True, on_step=step_cb):
                 consume(idx[j], event)
     else:
         for i, c in enumerate(configs):
             if stop is not None and stop():
                 break
             for event in train(c, stop=stop, instruments=False):
-                if event.kind == "snapshot" and not snapshots:
-                    continue
                 consume(i, event)
             if on_steps is not None:
                 on_steps(c.steps)

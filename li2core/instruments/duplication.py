@@ -69,3 +69,13 @@ class DuplicationTracker:
             out["learned_share"] = learned_share(self.comps, ns, w - self._prev, self._prev)
         self._prev = w.clone()
         return out
+
+
+def final_mechanism(config, w) -> dict[str, float]:
+    """coverage and duplication of a run's weights W (2M, K), for sweep rows."""
+    from ..irreps import isotypic_components
+    from .spectra import coverage_stats, node_spectra
+
+    comps = isotypic_components(config.build_group())
+    ns = node_spectra(comps, torch.as_tensor(w, dtype=torch.float32))
+    return {"coverage": coverage_stats(ns)["coverage"], **duplication(ns)}

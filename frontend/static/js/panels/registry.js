@@ -3,6 +3,7 @@
 
 import coverage from './coverage.js';
 import curves from './curves.js';
+import duplication from './duplication.js';
 import energy from './energy.js';
 import gf from './gf.js';
 import inspector from './inspector.js';
@@ -10,4 +11,5 @@ import spectrum from './spectrum.js';
 import stage from './stage.js';
 import theory from './theory.js';
 
-export const PANELS = [curves, stage, spectrum, inspector, coverage, gf, energy, theory];
+export const PANELS = [curves, stage, spectrum, inspector, coverage, duplication, gf, energy,
+  theory];

@@ -17,9 +17,9 @@ ELEM_RATE = 1.5e9  # element-ops/s for gathers, scatters and pointwise ops
 OP_COST = 1.5e-5  # s of dispatch per torch op
 SUBSET = 512  # nodes in the diagonality estimate when the Gram is formed in sample space
 
-# share of one training step each group may cost on average (sum 0.07; cheap groups and the
+# share of one training step each group may cost on average (sum 0.08; cheap groups and the
 # snapshot arrays, which run on config cadences, take the rest of the 15% budget at fig3)
-SHARES = {"gradient": 0.025, "energy": 0.02, "ridge": 0.025}
+SHARES = {"gradient": 0.025, "energy": 0.02, "ridge": 0.025, "duplication": 0.01}
 # ... plus this many seconds per step per group, so tiny runs (steps ≪ 1 ms, all dispatch
 # overhead) still get a usable resolution; negligible against fig3's ~0.1 s steps
 FREE_SECONDS = 2e-4
@@ -38,7 +38,7 @@ GROUPS = (
     InstrumentGroup("motion", "cheap", ("w_motion", "v_motion")),
     InstrumentGroup("spectra", "cheap", ("conc_mean", "coverage", "coverage_max", "agree_frac",
                                "active_nodes")),
-    InstrumentGroup("duplication", "cheap", ("duplication", "locked_nodes", "learned_share")),
+    InstrumentGroup("duplication", "periodic", ("duplication", "locked_nodes", "learned_share")),
     InstrumentGroup("gradient", "periodic", ("gf_norm", "gf_align")),
     InstrumentGroup("energy", "periodic", ("energy_q10", "energy_q50", "energy_q90",
                                            "memorising_nodes")),

@@ -1,4 +1,4 @@
-"""Duplication, and how much of each node's update goes where other nodes already are (li2-theory §2).
+"""Duplication, and how much of each update goes where other nodes already are (li2-theory §2).
 
 The paper's account of Muon: an orthogonalised update damps the parts of a node's gradient that
 duplicate directions other nodes have already learned, so nodes spread over missing components.

@@ -8,7 +8,8 @@ export default {
   id: 'duplication',
   title: 'Duplication and coverage over time',
   caption: 'Components covered, locked nodes per covered component, and the share of the ' +
-    'update that goes into components other nodes already hold (Muon should keep it lower).',
+    'update that goes into components other nodes already hold (the theory says Muon keeps ' +
+    'it lower; what was measured: docs/optimizers.md).',
   deps: ['metrics', 'run', 'view'],
   minInterval: 300,
   mount(container, state) {
@@ -46,7 +47,7 @@ export default {
           xaxis: { title: { text: 'step' }, anchor: 'y3' },
           yaxis: { title: { text: 'covered' }, domain: [0.45, 1], rangemode: 'tozero' },
           yaxis2: { title: { text: 'nodes / comp.' }, overlaying: 'y', side: 'right',
-            rangemode: 'tozero', showgrid: false },
+            rangemode: 'tozero', showgrid: false, tickmode: 'auto', tickformat: '.1f' },
           yaxis3: { title: { text: 'share' }, domain: [0, 0.35], range: [0, 1.02] },
           legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom' },
           shapes,

@@ -124,3 +124,16 @@ def test_muon_preset_groks_later_than_its_adam_twin_as_its_description_says():
         first[name] = done.summary["first_step"]["test_acc>=0.99"]
     assert first["muon-adam"] is not None and first["muon"] is not None
     assert first["muon"] > first["muon-adam"] + 50
+
+
+def test_optimizers_preset_spans_the_minimal_width_with_tuned_settings_and_seeds():
+    from li2core.sweep_presets import get_sweep_preset
+    from li2core.theory import min_width
+
+    sweep = get_sweep_preset("optimizers")
+    assert sweep.zipped["optimizer"] == ["adam", "adamw", "muon"]
+    assert len(set(zip(sweep.zipped["lr"], sweep.zipped["weight_decay"], strict=True))) == 3
+    mw = min_width(sweep.base.build_group())
+    ks = sweep.grid["hidden"]
+    assert min(ks) < mw and max(ks) >= 2 * mw
+    assert len(sweep.grid["seed"]) >= 5

@@ -137,3 +137,10 @@ def test_optimizers_preset_spans_the_minimal_width_with_tuned_settings_and_seeds
     ks = sweep.grid["hidden"]
     assert min(ks) < mw and max(ks) >= 2 * mw
     assert len(sweep.grid["seed"]) >= 5
+
+
+def test_theory_card_carries_the_measured_optimizer_note_for_muon_only():
+    from li2core.theory import MUON_NOTE, predict_verdict
+
+    assert MUON_NOTE in predict_verdict(get_preset("muon"))["reasons"]
+    assert MUON_NOTE not in predict_verdict(get_preset("muon-adam"))["reasons"]

@@ -27,7 +27,8 @@ from .vocabulary import (
 )
 
 MAX_RUNS = 256
-SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed"]
+SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed",
+                     "optimizer"]
 SWEEP_FIELDS: tuple[str, ...] = SweepField.__args__
 Axis = Annotated[list[float | int | str], Field(min_length=1, max_length=MAX_RUNS)]
 
@@ -149,6 +150,7 @@ class RunOutcome:
     steps_done: int = 0
     stopped: bool = False
     history: list[tuple[int, float, float]] = field(default_factory=list, repr=False)
+    mechanism: dict = field(default_factory=dict)  # coverage, duplication of the final W
 
     def row(self) -> dict:
         """The CSV/JSON row: grid values, outcome, final accuracies, first step test ≥ 0.9."""
@@ -159,7 +161,10 @@ class RunOutcome:
                 "train_acc": f.get("train_acc"), "test_acc": f.get("test_acc"),
                 "train_loss": f.get("train_loss"), "test_loss": f.get("test_loss"),
                 "first_test_acc_0.9": self.first_step.get("test_acc>=0.9"),
-                "steps": self.steps_done, "p_crit": p_crit(self.config.build_group())}
+                "first_test_acc_0.99": self.first_step.get("test_acc>=0.99"),
+                "steps": self.steps_done, "p_crit": p_crit(self.config.build_group()),
+                "coverage": self.mechanism.get("coverage"),
+                "duplication": self.mechanism.get("duplication")}
 
 
 def run_sweep(
@@ -179,6 +184,7 @@ def run_sweep(
     steps: runs in progress end stopped, runs not started get outcome "not_run".
     """
     from .batched import plan_batches, train_batched
+    from .instruments.duplication import final_mechanism
     from .train import train
 
     configs = sweep.configs()
@@ -187,6 +193,11 @@ def run_sweep(
 
     def consume(index: int, event: Event) -> None:
         res = results[index]
+        if event.kind == "snapshot":
+            if event.step == res.config.steps:  # the final weights: coverage and duplication
+                res.mechanism = final_mechanism(res.config, event.arrays["W"])
+            if not snapshots:
+                return
         if event.kind == "metrics":
             if res.initial_train_loss is None:
                 res.initial_train_loss = event.train_loss
@@ -208,15 +219,13 @@ def run_sweep(
                 break
             step_cb = (lambda _step, n=len(idx): on_steps(n)) if on_steps else None
             for j, event in train_batched([configs[i] for i in idx], stop=stop,
-                                          snapshots=snapshots, on_step=step_cb):
+                                          snapshots=True, on_step=step_cb):
                 consume(idx[j], event)
     else:
         for i, c in enumerate(configs):
             if stop is not None and stop():
                 break
             for event in train(c, stop=stop, instruments=False):
-                if event.kind == "snapshot" and not snapshots:
-                    continue
                 consume(i, event)
             if on_steps is not None:
                 on_steps(c.steps)

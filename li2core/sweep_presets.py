@@ -11,6 +11,10 @@ from .sweep import SweepConfig
 _SCALING_BASE = RunConfig(hidden=64, lr=5e-3, weight_decay=1e-3, steps=3000, eval_every=10,
                           snapshot_every=500)
 
+# tuned (lr, weight decay) of adam, adamw, muon on Z23 (docs/optimizers.md "How tuned")
+OPTIMIZER_LR = [3e-2, 1e-1, 7e-2]
+OPTIMIZER_WD = [1e-3, 3e-1, 1e-3]
+
 SWEEP_PRESETS: dict[str, tuple[str, SweepConfig]] = {
     "scaling-law": (
         "Z23/Z31/Z41/Z53 × p = 0.15…0.45: the memorise→generalise boundary vs 2.7482·ln M/M",
@@ -26,6 +30,19 @@ SWEEP_PRESETS: dict[str, tuple[str, SweepConfig]] = {
             base=RunConfig(group="Z23", hidden=64, train_fraction=0.5, steps=1500,
                            eval_every=10, snapshot_every=500),
             grid={"weight_decay": [0.0, 1e-4, 1e-3, 1e-2], "lr": [1e-3, 1e-2, 1e-1, 1.0]}),
+    ),
+    "optimizers": (
+        "Z23, p = 0.5: Adam vs AdamW vs Muon, each at its tuned lr, K = 8…128 × 8 seeds "
+        "(steps to test 0.99, coverage, duplication; docs/optimizers.md)",
+        SweepConfig(
+            name="optimizers",
+            base=RunConfig(group="Z23", train_fraction=0.5, steps=2000, eval_every=10,
+                           snapshot_every=500),
+            # (lr, decay) per optimizer: the fastest setting whose K = 32 and 96 runs (seeds
+            # 0, 1) all end generalised, from the lr × decay scan in docs/optimizers.md
+            zipped={"optimizer": ["adam", "adamw", "muon"], "lr": OPTIMIZER_LR,
+                    "weight_decay": OPTIMIZER_WD},
+            grid={"hidden": [8, 16, 24, 32, 40, 48, 128], "seed": list(range(8))}),
     ),
     "smoke": (
         "Z11, 4 runs, 300 steps: a few seconds, for checking an installation",

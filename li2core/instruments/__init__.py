@@ -20,6 +20,7 @@ from ..events import StageChange
 from ..irreps import component_power, isotypic_components
 from ..stages import StageDetector
 from .cadence import GROUPS, cadences
+from .duplication import DuplicationTracker
 from .energy import memorising, node_energy, random_baseline
 from .gradient import (
     ForwardSums,
@@ -84,6 +85,7 @@ class InstrumentProbe:
         self._fork: dict = {}
         self._given: tuple | None = None  # the training step's own forward parts, if handed
         self._bg_rows: tuple[HiddenBlocks, HiddenBlocks] | None = None  # for arrays_job
+        self._dup = DuplicationTracker(self.comps)
 
     def inherit(self, stages: list[dict], fork: dict) -> None:
         """A fork continues its parent's stage history ({"step", "stage", "evidence"} up to the
@@ -239,6 +241,9 @@ class InstrumentProbe:
         out["coverage_max"] = max(out["coverage"], self.values.get("coverage_max", 0.0))
         self._nodes_per_component = nodes_per_component(ns, self.n_components)
         return out
+
+    def _duplication(self, step, w, v) -> dict[str, float]:
+        return self._dup.update(self._spectra_at(step, w), w)
 
     def _gradient(self, step, w, v) -> dict[str, float]:
         norm, align = gradient_stats(self._forward_at(step, w, v), v, self.y_tr, self.config.loss)

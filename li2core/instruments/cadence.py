@@ -17,9 +17,9 @@ ELEM_RATE = 1.5e9  # element-ops/s for gathers, scatters and pointwise ops
 OP_COST = 1.5e-5  # s of dispatch per torch op
 SUBSET = 512  # nodes in the diagonality estimate when the Gram is formed in sample space
 
-# share of one training step each group may cost on average (sum 0.07; cheap groups and the
+# share of one training step each group may cost on average (sum 0.08; cheap groups and the
 # snapshot arrays, which run on config cadences, take the rest of the 15% budget at fig3)
-SHARES = {"gradient": 0.025, "energy": 0.02, "ridge": 0.025}
+SHARES = {"gradient": 0.025, "energy": 0.02, "ridge": 0.025, "duplication": 0.01}
 # ... plus this many seconds per step per group, so tiny runs (steps ≪ 1 ms, all dispatch
 # overhead) still get a usable resolution; negligible against fig3's ~0.1 s steps
 FREE_SECONDS = 2e-4
@@ -38,6 +38,7 @@ GROUPS = (
     InstrumentGroup("motion", "cheap", ("w_motion", "v_motion")),
     InstrumentGroup("spectra", "cheap", ("conc_mean", "coverage", "coverage_max", "agree_frac",
                                "active_nodes")),
+    InstrumentGroup("duplication", "periodic", ("duplication", "locked_nodes", "learned_share")),
     InstrumentGroup("gradient", "periodic", ("gf_norm", "gf_align")),
     InstrumentGroup("energy", "periodic", ("energy_q10", "energy_q50", "energy_q90",
                                            "memorising_nodes")),
@@ -65,6 +66,7 @@ def group_seconds(n: int, m: int, k: int) -> dict[str, float]:
     return {
         "motion": _t(0, 12 * m * k, 12),
         "spectra": _t(6 * m * m * k, 16 * m * k, 40),
+        "duplication": _t(4 * m * m * k, 20 * m * k, 30),
         "gradient": _t(2 * n * k * m, 4 * n * k + 4 * n * m, 40),
         "energy": _t(0, 3 * (n + m * m) * k, 30),
         "ridge": ridge,

@@ -31,7 +31,7 @@ from li2core.theory import energy, energy_star
 
 SCALARS = {"gf_norm", "gf_align", "ridge_gap", "w_motion", "v_motion", "diag_ratio", "conc_mean",
            "coverage", "coverage_max", "agree_frac", "active_nodes", "energy_q10", "energy_q50",
-           "energy_q90", "memorising_nodes"}
+           "energy_q90", "memorising_nodes", "duplication", "locked_nodes", "learned_share"}
 ARRAYS = {"spec_u", "spec_v", "spec_V", "concentration", "dominant", "active", "energy_train",
           "energy_full", "gf_spectrum"}
 
@@ -264,9 +264,11 @@ def test_probe_rows_carry_contract_scalars_and_snapshots_carry_arrays():
     events = list(train(RunConfig(**TINY)))
     rows = [e for e in events if e.kind == "metrics"]
     snaps = [e for e in events if e.kind == "snapshot"]
-    assert SCALARS - {"w_motion", "v_motion"} <= set(rows[0].values)
+    assert SCALARS - {"w_motion", "v_motion", "learned_share"} <= set(rows[0].values)
     for r in rows[1:]:
-        assert set(r.values) == SCALARS  # cadence-bound ones carry their last value
+        # cadence-bound ones carry their last value; learned_share needs a second duplication call
+        assert set(r.values) | {"learned_share"} == SCALARS
+    assert set(rows[-1].values) == SCALARS
     assert [s.step for s in snaps] == [0, 10, 20, 30, 40]
     k, c = 48, 6  # Z13: 6 frequencies
     shapes = {"spec_u": (k, c), "spec_v": (k, c), "spec_V": (k, c), "concentration": (k,),

@@ -2,6 +2,7 @@
 // run's stage bands, their spectrum heatmaps side by side at one shared step, and a table of
 // only the settings that differ.
 
+import { drawCoverageOverlay } from './compare-coverage.js';
 import { escapeHtml } from './html.js';
 import { fetchSnapshot, history } from './history-api.js';
 import { changeText } from './lineage.js';
@@ -124,6 +125,7 @@ function drawCurves(runs) {
     legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
     shapes,
   }));
+  drawCoverageOverlay($('compare-coverage'), runs, view.step);
 }
 
 // -- spectra at a shared step ------------------------------------------------------------------

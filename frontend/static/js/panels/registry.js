@@ -4,6 +4,7 @@
 import ask from './ask.js';
 import coverage from './coverage.js';
 import curves from './curves.js';
+import duplication from './duplication.js';
 import energy from './energy.js';
 import gf from './gf.js';
 import inspector from './inspector.js';
@@ -12,5 +13,6 @@ import stage from './stage.js';
 import table from './table.js';
 import theory from './theory.js';
 
-export const PANELS = [curves, stage, table, ask, spectrum, inspector, coverage, gf, energy,
+export const PANELS = [curves, stage, table, ask, spectrum, inspector, coverage, duplication, gf,
+  energy,
   theory];

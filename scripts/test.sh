@@ -13,5 +13,5 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-.venv/bin/ruff check li2core server tests benchmarks scripts
+.venv/bin/ruff check li2core li2cli server tests benchmarks scripts
 exec .venv/bin/pytest -m "slow or browser or not (slow or browser)" -p no:cacheprovider "$@"

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from li2core.cli import main as li2_main
+from li2cli.main import main as li2_main
 from server.cli import serve_command
 from server.store import SqliteRunStore
 

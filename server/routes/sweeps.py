@@ -13,7 +13,7 @@ import io
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Response, WebSocket
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from pydantic import ValidationError
@@ -24,37 +24,13 @@ from li2core.sweep_presets import SWEEP_PRESETS
 from ..deps import ClientDep, InstructorDep, SettingsDep
 from ..jobs import AdmissionError
 from ..jobs.sweep_service import SweepConflict, SweepNotFound, SweepService
-from ..jobs.sweep_store import MemorySweepStore, SqliteSweepStore
-from ..jobs.sweep_worker import LocalSweepRunner
 from ..protocol import to_json
-from ..settings import Settings
-from ..store import RunStore
 from .live import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_POLICY, origin_allowed
 
 router = APIRouter(tags=["sweeps"])
 
 _POINT = re.compile(r"^(?:Value error, )?grid point \(.*?\): (\w+):")
 _AXIS = re.compile(r"^(?:Value error, )?(grid|zipped)(?:\.(\w+))?")
-
-
-async def start_service(app: FastAPI, settings: Settings, runs: RunStore) -> SweepService:
-    """Called by the app's lifespan after the RunService (``app.state.service``, whose store is
-    ``runs``): the sweep store beside the run store, a process runner unless a test put
-    another one in ``app.state.sweep_runner``. Sweeps take the RunService's job slots."""
-    store = (SqliteSweepStore(settings.data_dir / "sweeps.sqlite") if settings.store == "sqlite"
-             else MemorySweepStore())
-    runner = getattr(app.state, "sweep_runner", None) or LocalSweepRunner(
-        settings.start_method, settings.cancel_grace)
-    service = SweepService(app.state.service, store, runner, settings.wall_time_limit)
-    await service.start()
-    app.state.sweeps = service
-    return service
-
-
-async def stop_service(app: FastAPI) -> None:
-    service = getattr(app.state, "sweeps", None)
-    if service is not None:
-        await service.shutdown()
 
 
 def get_sweeps(conn: HTTPConnection) -> SweepService:

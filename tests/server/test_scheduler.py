@@ -1,10 +1,10 @@
 import pytest
 
-from server.jobs import JobQueue, QueueFull, QuotaExceeded
+from server.jobs import JobQueue, Limits, QueueFull, QuotaExceeded
 
 
 def test_slots_queue_positions_and_quota():
-    q = JobQueue(max_jobs=2, quota=2, max_queued=3)
+    q = JobQueue(max_jobs=2, limits={"run": Limits(2, 3)})
     for run_id, client in [("a", "x"), ("b", "y"), ("c", "x"), ("d", "z")]:
         q.admit(run_id, client)
     assert [q.next_to_start(), q.next_to_start(), q.next_to_start()] == ["a", "b", None]
@@ -18,7 +18,7 @@ def test_slots_queue_positions_and_quota():
 
 
 def test_queue_cap():
-    q = JobQueue(max_jobs=1, quota=10, max_queued=1)
+    q = JobQueue(max_jobs=1, limits={"run": Limits(10, 1)})
     q.admit("a", "x")
     q.next_to_start()
     q.admit("b", "x")

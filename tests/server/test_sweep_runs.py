@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.jobs.sweep_worker import ThreadSweepRunner
 from server.protocol import decode_snapshot
 from server.store import MemoryRunStore, RunRecord, SqliteRunStore
 
@@ -23,9 +22,10 @@ def make(tmp_path):
     stack = contextlib.ExitStack()
 
     def build(runner=None, step_delay: float = 0.0, **changes) -> TestClient:
-        app = create_app(settings(tmp_path, **changes), runner=runner or FakeRunner(),
-                         store=MemoryRunStore())
-        app.state.sweep_runner = ThreadSweepRunner(step_delay=step_delay)
+        if runner is None:
+            runner = FakeRunner()
+        runner.sweeps.step_delay = step_delay
+        app = create_app(settings(tmp_path, **changes), runner=runner, store=MemoryRunStore())
         return stack.enter_context(TestClient(app))
 
     with stack:

@@ -54,6 +54,10 @@ class Dialect:
     def columns(self, db, table: str) -> set[str]:
         raise NotImplementedError
 
+    def integrity_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's errors for a broken key or constraint."""
+        raise NotImplementedError
+
     def lock(self, db) -> None:
         """Hold off other servers migrating the same database at the same time."""
 
@@ -95,6 +99,9 @@ class SqliteDialect(Dialect):
     def columns(self, db, table: str) -> set[str]:
         return {r[1] for r in db.all(f"PRAGMA table_info({table})")}
 
+    def integrity_errors(self) -> tuple[type[Exception], ...]:
+        return (sqlite3.IntegrityError,)
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -117,6 +124,11 @@ class PostgresDialect(Dialect):
     def columns(self, db, table: str) -> set[str]:
         return {r[0] for r in db.all("SELECT column_name FROM information_schema.columns "
                                      "WHERE table_name = ?", (table,))}
+
+    def integrity_errors(self) -> tuple[type[Exception], ...]:
+        import psycopg
+
+        return (psycopg.IntegrityError,)
 
     def lock(self, db) -> None:
         db.execute("SELECT pg_advisory_xact_lock(4207)")

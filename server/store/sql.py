@@ -147,7 +147,11 @@ class SqlRunStore:
             raise RuntimeError("run store is closed")
         fut: Future = Future()
         self._tasks.put((fn, args, fut))
-        return fut.result()
+        try:
+            return fut.result()
+        except self.dialect.integrity_errors() as exc:
+            # a duplicate id or seq reads the same from every store (MemoryRunStore too)
+            raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
     def _send(self, fn, *args) -> None:
         if not self._closed:

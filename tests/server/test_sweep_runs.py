@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.protocol import decode_snapshot
-from server.store import MemoryRunStore, RunRecord, SqliteRunStore
+from server.store import MemoryRunStore, RunRecord
 
 from .conftest import TINY, settings, wait_status, wait_until
 from .fakes import FakeRunner
@@ -110,9 +110,8 @@ def test_runs_list_leaves_out_sweep_cells_unless_asked(make):
     assert c.get("/api/runs", params={"include_sweeps": "maybe"}).status_code == 422
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_stores_filter_sweep_cells(tmp_path, kind):
-    store = SqliteRunStore(tmp_path / "r.sqlite") if kind == "sqlite" else MemoryRunStore()
+def test_stores_filter_sweep_cells(store_factory):
+    store = store_factory()
     for i, lineage in enumerate([None, {"sweep": {"id": "s1", "index": 0, "point": {}}},
                                  {"parent": {"run_id": "a", "step": 1, "changes": {}}},
                                  {"sweep": {"id": "s2", "index": 0, "point": {}}}]):
@@ -121,7 +120,6 @@ def test_stores_filter_sweep_cells(tmp_path, kind):
     assert [r.id for r in store.list_runs(include_sweeps=False)] == ["r2", "r0"]
     assert [r.id for r in store.list_runs(1, include_sweeps=False)] == ["r2"]
     assert [r.id for r in store.list_runs(sweep="s1")] == ["r1"]
-    store.close()
 
 
 def test_cancelling_or_deleting_a_cell_points_to_the_sweep(make):

@@ -104,8 +104,12 @@ def test_event_sender_batches_rows_of_every_cell_by_count_and_time():
 def test_create_app_defaults_to_a_local_runner(tmp_path):
     from .conftest import settings
 
-    app = create_app(settings(tmp_path), store=MemoryRunStore())
+    app = create_app(settings(tmp_path, max_jobs=None), store=MemoryRunStore())
     from fastapi.testclient import TestClient
 
-    with TestClient(app):
+    with TestClient(app) as c:
         assert isinstance(app.state.service.runner, LocalProcessRunner)
+        health = c.get("/api/health").json()
+    # capacity out of the box: a job per core, each on one torch thread
+    assert (health["runner"], health["store"]) == ("local", "memory")
+    assert health["max_jobs"] == os.cpu_count()

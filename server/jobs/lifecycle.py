@@ -96,6 +96,7 @@ class JobLifecycle:
     def submit(self, job: Job) -> None:
         """Queue an admitted job; it starts now if a slot is free."""
         self.jobs[job.id] = job
+        self.queue.enqueue(job.id)
         self._schedule()
 
     def withdraw(self, job_id: str) -> None:

@@ -41,15 +41,20 @@ class JobQueue:
         return sum(1 for owner in self._owner.values() if owner == (client, kind))
 
     def admit(self, job_id: str, client: str, kind: str = "run") -> None:
-        """Queue ``job_id``, or raise if the client is at quota or the queue is full."""
+        """Reserve a place for ``job_id`` (it counts against the quota and the queue cap from
+        now), or raise if the client is at quota or the queue is full; enqueue() queues it."""
         quota, max_queued = self.limits[kind]
         if self.active(client, kind) >= quota:
             raise QuotaExceeded(f"quota: this client already has {quota} active {kind}(s) "
                                 f"(the limit); wait for one to finish or cancel it")
-        waiting = sum(1 for j in self.queued if self._owner[j][1] == kind)
+        waiting = sum(1 for j, (_, k) in self._owner.items() if k == kind
+                      and j not in self.running)
         if len(self.running) >= self.max_jobs and waiting >= max_queued:
             raise QueueFull(f"queue full: {waiting} {kind}s are waiting; try again later")
         self._owner[job_id] = (client, kind)
+
+    def enqueue(self, job_id: str) -> None:
+        """Queue an admitted job (once it is persisted) at the back."""
         self.queued.append(job_id)
 
     def next_to_start(self) -> str | None:

@@ -12,7 +12,7 @@ import plotly
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import frontend
@@ -20,6 +20,7 @@ from li2core.config import RunConfig
 
 from .hub import Hub
 from .jobs import JobLifecycle, Limits, Runner
+from .jobs.lifecycle import JobConflict, JobNotFound
 from .jobs.runners import make_runner
 from .jobs.sweep_service import SweepService
 from .routes import (
@@ -56,6 +57,14 @@ def _name_the_field(error: dict) -> dict:
         if match and match.group(1) in _CONFIG_FIELDS:
             return {**error, "loc": ("body", match.group(1))}
     return error
+
+
+async def _job_not_found(request: Request, exc: JobNotFound) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _job_conflict(request: Request, exc: JobConflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError):
@@ -99,6 +108,8 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
     app = FastAPI(title="li2lab", lifespan=lifespan)
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(JobNotFound, _job_not_found)
+    app.add_exception_handler(JobConflict, _job_conflict)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, exports, bundles, classroom, sweeps):
         app.include_router(module.router)

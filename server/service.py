@@ -13,17 +13,18 @@ from li2core.config import RunConfig
 
 from .hub import Hub
 from .jobs import Job, JobLifecycle
+from .jobs.lifecycle import JobConflict, JobNotFound
 from .jobs.stream import RunStream
 from .store import ACTIVE, RunRecord, RunStore
 
 log = logging.getLogger(__name__)
 
 
-class RunNotFound(LookupError):
-    pass
+class RunNotFound(JobNotFound):
+    kind = "run"
 
 
-class RunConflict(Exception):
+class RunConflict(JobConflict):
     """The run's state does not allow the request (HTTP 409)."""
 
 

@@ -23,6 +23,19 @@ from .stream import RunStream
 log = logging.getLogger(__name__)
 
 
+class JobNotFound(LookupError):
+    """No such run or sweep (HTTP 404, by the app's exception handler)."""
+
+    kind = "job"
+
+    def __str__(self) -> str:
+        return f"no {self.kind} {self.args[0]!r}"
+
+
+class JobConflict(Exception):
+    """The job's state does not allow the request (HTTP 409, by the app's handler)."""
+
+
 class Job:
     """One unit of the queue. ``streams`` holds its runs (one for a run, one per cell for a
     sweep); subclasses add what their resource needs through the ``on_*`` hooks."""

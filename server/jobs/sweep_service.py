@@ -17,15 +17,15 @@ from li2core.theory import P_CRIT_CONSTANT, p_crit
 
 from ..service import RunService, iso
 from ..store import ACTIVE, RunRecord, RunStore, SweepRecord
-from .lifecycle import Job
+from .lifecycle import Job, JobConflict, JobNotFound
 from .stream import RunStream
 
 
-class SweepNotFound(LookupError):
-    pass
+class SweepNotFound(JobNotFound):
+    kind = "sweep"
 
 
-class SweepConflict(Exception):
+class SweepConflict(JobConflict):
     """The sweep's state does not allow the request (HTTP 409)."""
 
 

@@ -23,10 +23,11 @@ from li2core.sweep_presets import SWEEP_PRESETS
 
 from ..deps import ClientDep, InstructorDep, SettingsDep
 from ..jobs import AdmissionError
-from ..jobs.sweep_service import SweepConflict, SweepNotFound, SweepService
+from ..jobs.sweep_service import SweepNotFound, SweepService
 from ..protocol import to_json
 from .live import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_POLICY, origin_allowed
 
+# unknown sweep → 404, wrong state → 409: SweepNotFound / SweepConflict reach the app's handlers
 router = APIRouter(tags=["sweeps"])
 
 _POINT = re.compile(r"^(?:Value error, )?grid point \(.*?\): (\w+):")
@@ -66,13 +67,6 @@ def parse_spec(body: dict) -> SweepConfig:
         raise RequestValidationError([_locate(e, body) for e in errors], body=body) from None
 
 
-async def _existing(sweeps: SweepService, sweep_id: str) -> dict:
-    try:
-        return await sweeps.get(sweep_id)
-    except SweepNotFound:
-        raise HTTPException(404, f"no sweep {sweep_id!r}") from None
-
-
 @router.get("/api/sweeps/presets")
 async def list_sweep_presets() -> list[dict]:
     return [{"name": name, "description": desc, "run_count": sw.run_count,
@@ -99,24 +93,19 @@ async def list_sweeps(sweeps: SweepsDep,
 
 @router.get("/api/sweeps/{sweep_id}")
 async def get_sweep(sweep_id: str, sweeps: SweepsDep) -> dict:
-    return await _existing(sweeps, sweep_id)
+    return await sweeps.get(sweep_id)
 
 
 @router.post("/api/sweeps/{sweep_id}/cancel")
 async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep) -> dict:
-    try:
-        return await sweeps.cancel(sweep_id)
-    except SweepNotFound:
-        raise HTTPException(404, f"no sweep {sweep_id!r}") from None
-    except SweepConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    return await sweeps.cancel(sweep_id)
 
 
 @router.get("/api/sweeps/{sweep_id}/outcomes.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}}})
 async def sweep_csv(sweep_id: str, sweeps: SweepsDep) -> Response:
     """One row per cell, the columns of ``li2 sweep``'s outcomes.csv plus run_id and status."""
-    view = await _existing(sweeps, sweep_id)
+    view = await sweeps.get(sweep_id)
     buf = io.StringIO()
     axes = view["axes"]
     fields = ["run", "run_id", *axes, "status", "outcome", "train_acc", "test_acc",

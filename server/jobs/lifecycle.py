@@ -223,7 +223,9 @@ class JobLifecycle:
             status, error = "cancelled", None
         elif job.worker_error:
             status, error = "failed", job.worker_error
-        elif job.complete() and exit_info.get("exitcode") == 0:
+        elif job.complete() and not exit_info.get("exitcode"):
+            # every run sent its summary: the work is done and stored, even when the worker
+            # was still tearing down (exitcode None) as the stream ended
             status, error = "completed", None
         else:
             status = "failed"

@@ -74,8 +74,8 @@ class LocalProcessRunner(ProcessJobs):
     def events(self, handle: LocalHandle) -> Iterator[WorkerMessage]:
         process = handle.process
         yield from drain(handle.conn, process)
-        # EOF may come first; a loaded machine can take seconds to tear a process down
-        wait([process.sentinel], timeout=KILL_AFTER_TERMINATE_S + 15)
+        # EOF may come first; a process still tearing down after that reports exitcode None
+        wait([process.sentinel], timeout=KILL_AFTER_TERMINATE_S + 1)
         with self._reap_lock:
             process.join(timeout=0)
         yield self._reaped(handle)

@@ -20,16 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..protocol import finite, to_json
-from .base import (
-    ACTIVE,
-    MetricBatch,
-    RunRecord,
-    StageRecord,
-    StoredSnapshot,
-    SweepRecord,
-    check_update,
-    interrupt_sweep,
-)
+from . import base  # sweeps: base.SweepRecord, base.interrupt_sweep
+from .base import ACTIVE, MetricBatch, RunRecord, StageRecord, StoredSnapshot, check_update
 from .dialects import MIGRATIONS, Dialect
 
 log = logging.getLogger(__name__)
@@ -285,29 +277,29 @@ class SqlRunStore:
         return self._call(mark)
 
     # -- sweeps: one JSON document each; writes are rare (state changes, cell ends) -------------
-    def put_sweep(self, record: SweepRecord) -> None:
+    def put_sweep(self, record: base.SweepRecord) -> None:
         doc = json.dumps(finite(asdict(record)))
         self._send(lambda db: db.execute(
             "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
             "SET status = excluded.status, doc = excluded.doc",
             (record.id, record.created_at, record.status, doc)))
 
-    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+    def get_sweep(self, sweep_id: str) -> base.SweepRecord | None:
         rows = self._call(lambda db: db.all("SELECT doc FROM sweeps WHERE id = ?", (sweep_id,)))
-        return SweepRecord(**json.loads(rows[0][0])) if rows else None
+        return base.SweepRecord(**json.loads(rows[0][0])) if rows else None
 
-    def list_sweeps(self, limit: int = 100) -> list[SweepRecord]:
+    def list_sweeps(self, limit: int = 100) -> list[base.SweepRecord]:
         rows = self._call(lambda db: db.all(
             "SELECT doc FROM sweeps ORDER BY created_at DESC LIMIT ?", (limit,)))
-        return [SweepRecord(**json.loads(r[0])) for r in rows]
+        return [base.SweepRecord(**json.loads(r[0])) for r in rows]
 
     def mark_sweeps_interrupted(self, reason: str) -> list[str]:
         def mark(db):
             marks = ",".join("?" * len(ACTIVE))
             ids = []
             for (doc,) in db.all(f"SELECT doc FROM sweeps WHERE status IN ({marks})", ACTIVE):
-                rec = SweepRecord(**json.loads(doc))
-                interrupt_sweep(rec, reason)
+                rec = base.SweepRecord(**json.loads(doc))
+                base.interrupt_sweep(rec, reason)
                 db.execute("UPDATE sweeps SET status = ?, doc = ? WHERE id = ?",
                            (rec.status, json.dumps(finite(asdict(rec))), rec.id))
                 ids.append(rec.id)

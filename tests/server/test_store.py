@@ -132,3 +132,23 @@ def test_postgresql_schema_is_created_once_and_versioned(store_factory):
     s = store_factory()  # the second start finds the schema and changes nothing
     versions = s._call(lambda db: db.all("SELECT version FROM schema_version ORDER BY 1"))
     assert [v[0] for v in versions] == [1, 2, 3]
+
+
+def test_sweeps_of_an_older_server_are_adopted_from_their_own_file(tmp_path):
+    import json
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "sweeps.sqlite")
+    old.execute("CREATE TABLE sweeps (id TEXT PRIMARY KEY, created_at REAL NOT NULL, "
+                "status TEXT NOT NULL, doc TEXT NOT NULL)")
+    doc = {"id": "old", "status": "completed", "name": "n", "spec": {}, "created_at": 1.0}
+    old.execute("INSERT INTO sweeps VALUES ('old', 1.0, 'completed', ?)", (json.dumps(doc),))
+    old.commit()
+    old.close()
+    s = SqliteRunStore(tmp_path / "runs.sqlite")
+    assert [r.id for r in s.list_sweeps()] == ["old"]
+    s.put_sweep(SweepRecord("new", "completed", "m", {}, 2.0))
+    s.close()
+    s = SqliteRunStore(tmp_path / "runs.sqlite")  # adopted once, not again
+    assert [r.id for r in s.list_sweeps()] == ["new", "old"]
+    s.close()

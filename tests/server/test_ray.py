@@ -115,3 +115,61 @@ def test_a_sweep_runs_through_ray(ray_client):
     assert all(cell["outcome"] for cell in view["cells"])
     cell = view["cells"][3]["run_id"]
     assert [r["step"] for r in rows(c, cell)] == list(range(41))
+
+
+@pytest.mark.slow  # its own Ray (~6 s) and two server starts
+def test_li2_serve_runner_ray_database_postgresql(postgres, tmp_path):
+    """The command line end to end: `li2 serve --runner ray --database postgresql://…`."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .test_cli import free_port
+
+    url, port = postgres.new_database(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "li2cli", "serve", "--runner", "ray", "--database", url,
+           "--port", str(port), "--data-dir", str(tmp_path), "--log-level", "warning"]
+
+    def serve() -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                start_new_session=True)
+
+        def healthy():
+            assert proc.poll() is None, "li2 serve exited during start-up"
+            try:
+                return httpx.get(f"{base}/api/health", timeout=2).json()
+            except httpx.TransportError:
+                return None
+        health = wait_until(healthy, timeout=120, interval=0.5)
+        assert (health["runner"], health["store"]) == ("ray", "postgresql")
+        assert health["max_jobs"] >= os.cpu_count()  # the local Ray's CPUs: every core
+        return proc
+
+    def stop(proc: subprocess.Popen) -> None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    proc = serve()
+    try:
+        run = httpx.post(f"{base}/api/runs", json={"group": "Z11", "hidden": 16, "steps": 60,
+                                                   "snapshot_every": 20}).json()
+
+        def ended():
+            view = httpx.get(f"{base}/api/runs/{run['id']}").json()
+            return view if view["status"] not in ("queued", "running") else None
+        assert wait_until(ended, timeout=120, interval=0.5)["status"] == "completed"
+    finally:
+        stop(proc)
+    proc = serve()  # a new server on the same database
+    try:
+        listed = {r["id"]: r for r in httpx.get(f"{base}/api/runs").json()}
+        assert listed[run["id"]]["status"] == "completed"
+        rows = httpx.get(f"{base}/api/runs/{run['id']}/metrics").json()["rows"]
+        assert [r["step"] for r in rows] == list(range(61))
+    finally:
+        stop(proc)

@@ -12,6 +12,7 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY li2core ./li2core
+COPY li2cli ./li2cli
 COPY server ./server
 COPY frontend ./frontend
 RUN pip install .

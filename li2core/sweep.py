@@ -234,9 +234,3 @@ def run_sweep(
             res.stopped, res.outcome = True, NOT_RUN
     return results
 
-
-def sweep_command(argv: list[str]) -> int:
-    """Entry point of ``li2 sweep`` (li2core.cli delegates here); returns the exit code."""
-    from .sweep_cli import main
-
-    return main(argv)

@@ -4,14 +4,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Debian packages the tests use: chromium for the browser tests (Playwright cannot download
-# its own browser here), docker-compose to validate the compose file without a Docker engine
+# its own browser here), docker-compose to validate the compose file without a Docker engine,
+# postgresql for the store suite (tests/server/postgres.py starts a throwaway server)
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$missing postgresql"
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 \
   || missing="$missing docker-compose"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-.venv/bin/ruff check li2core server tests benchmarks scripts
+.venv/bin/ruff check li2core li2cli server tests benchmarks scripts
+# here a missing PostgreSQL is a failure, not a skip
+export LI2_REQUIRE_POSTGRES=1
 exec .venv/bin/pytest -m "slow or browser or not (slow or browser)" -p no:cacheprovider "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from contextlib import asynccontextmanager
@@ -11,14 +12,17 @@ import plotly
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import frontend
 from li2core.config import RunConfig
 
 from .hub import Hub
-from .jobs import LocalProcessRunner, Runner
+from .jobs import JobLifecycle, Limits, Runner
+from .jobs.lifecycle import JobConflict, JobNotFound
+from .jobs.runners import make_runner
+from .jobs.sweep_service import SweepService
 from .routes import (
     bundles,
     classroom,
@@ -37,7 +41,7 @@ from .routes import (
 )
 from .service import RunService
 from .settings import Settings
-from .store import MemoryRunStore, RunStore, SqliteRunStore
+from .store import RunStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,14 @@ def _name_the_field(error: dict) -> dict:
     return error
 
 
+async def _job_not_found(request: Request, exc: JobNotFound) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _job_conflict(request: Request, exc: JobConflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 async def _validation_error(request: Request, exc: RequestValidationError):
     fixed = RequestValidationError([_name_the_field(e) for e in exc.errors()], body=exc.body)
     return await request_validation_exception_handler(request, fixed)
@@ -64,30 +76,33 @@ async def _validation_error(request: Request, exc: RequestValidationError):
 
 def create_app(settings: Settings | None = None, runner: Runner | None = None,
                store: RunStore | None = None) -> FastAPI:
-    """The app; the store opens and stale runs are marked interrupted when the lifespan starts.
-    A store passed in is left open at shutdown (its owner closes it)."""
+    """The app; the store opens, the runner starts (local processes or Ray) and stale runs are
+    marked interrupted when the lifespan starts. A store passed in is left open at shutdown (its
+    owner closes it); a runner passed in is shut down with the server."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        run_store = store
-        if run_store is None:
-            run_store = (SqliteRunStore(settings.database_path) if settings.store == "sqlite"
-                         else MemoryRunStore())
-        service = RunService(
-            settings, runner or LocalProcessRunner(settings.start_method, settings.cancel_grace),
-            run_store, Hub(buffer_bytes=settings.replay_buffer_bytes,
-                           snapshot_hz=settings.snapshot_hz, backlog=settings.viewer_backlog))
+        run_store = store if store is not None else await asyncio.to_thread(open_store, settings)
+        job_runner = runner or await asyncio.to_thread(make_runner, settings)
+        lifecycle = JobLifecycle(settings, job_runner, {
+            "run": Limits(settings.quota, settings.max_queued),
+            "sweep": Limits(settings.sweep_quota, settings.max_queued_sweeps)})
+        service = RunService(lifecycle, run_store, Hub(
+            buffer_bytes=settings.replay_buffer_bytes, snapshot_hz=settings.snapshot_hz,
+            backlog=settings.viewer_backlog))
         app.state.service = service
+        app.state.sweeps = SweepService(service)
         interrupted = await service.start()
+        interrupted += await app.state.sweeps.start()
         if interrupted:
-            log.warning("marked %d run(s) left active by the previous server as interrupted",
-                        len(interrupted))
-        await sweeps.start_service(app, settings, run_store)  # li2 sweeps (routes/sweeps.py)
+            log.warning("marked %d run(s) and sweep(s) left active by the previous server as "
+                        "interrupted", len(interrupted))
+        log.info("runner %s, %d job(s) at once, %s store", job_runner.name, lifecycle.max_jobs,
+                 settings.store)
         try:
             yield
         finally:
-            await sweeps.stop_service(app)
             await service.shutdown()
             if store is None:
                 run_store.close()
@@ -95,6 +110,8 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
     app = FastAPI(title="li2lab", lifespan=lifespan)
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(JobNotFound, _job_not_found)
+    app.add_exception_handler(JobConflict, _job_conflict)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, predict, exports, bundles, classroom, sweeps,
                    vocabulary):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import sys
 
@@ -13,12 +14,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="li2 serve", description="Serve the li2lab web laboratory (API, websocket, pages).",
         epilog="Every flag has an environment variable: LI2_HOST, LI2_PORT, LI2_DATA_DIR, "
-               "LI2_MAX_JOBS, LI2_QUOTA, LI2_INSTRUCTOR_TOKEN, LI2_WALL_TIME_LIMIT, "
+               "LI2_DATABASE_URL, LI2_RUNNER, LI2_RAY_ADDRESS, LI2_MAX_JOBS, LI2_QUOTA, "
+               "LI2_INSTRUCTOR_TOKEN, LI2_WALL_TIME_LIMIT, "
                "LI2_ALLOWED_ORIGINS, ... (see server/settings.py).")
     p.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
     p.add_argument("--data-dir", help="folder of the SQLite run store (default ./data)")
-    p.add_argument("--max-jobs", type=int, help="runs training at once (default cores - 1)")
+    p.add_argument("--database", metavar="URL",
+                   help="run store: sqlite:///path or postgresql://user@host:port/db "
+                        "(default: runs.sqlite in the data dir)")
+    p.add_argument("--runner", choices=["local", "ray"],
+                   help="where jobs train: local worker processes (default) or Ray")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --runner ray: auto or ray://host:port joins a cluster; "
+                        "none starts a local Ray")
+    p.add_argument("--max-jobs", type=int,
+                   help="jobs training at once (default: the runner's CPUs)")
     p.add_argument("--quota", type=int, help="active runs per client (default 2)")
     p.add_argument("--instructor-token",
                    help="require this token (X-Instructor-Token) to create/cancel/delete runs; "
@@ -48,11 +59,20 @@ def serve_command(argv: list[str]) -> int:
         return int(exc.code or 0)
     try:
         settings = Settings.load(
-            host=args.host, port=args.port, data_dir=args.data_dir, max_jobs=args.max_jobs,
+            host=args.host, port=args.port, data_dir=args.data_dir,
+            database_url=args.database, runner=args.runner, ray_address=args.ray_address,
+            max_jobs=args.max_jobs,
             quota=args.quota, instructor_token=args.instructor_token,
             wall_time_limit=args.wall_time_limit, allowed_origins=args.allowed_origins)
     except SettingsError as exc:
         print(f"li2 serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.runner == "ray" and importlib.util.find_spec("ray") is None:
+        print("li2 serve: --runner ray needs Ray: pip install 'li2lab[cluster]'", file=sys.stderr)
+        return 2
+    if settings.store == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        print("li2 serve: a postgresql:// database needs psycopg: pip install 'li2lab[cluster]'",
+              file=sys.stderr)
         return 2
     if not _is_loopback(settings.host) and settings.instructor_token is None:
         print(f"li2 serve: warning: listening on {settings.host} without an instructor token; "

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CORES = os.cpu_count() or 1
 
@@ -17,9 +25,11 @@ class SettingsError(ValueError):
     """A setting that the server refuses to start with."""
 
 
-def default_max_jobs() -> int:
-    # one core stays free for the event loop, the store and the viewers
-    return max(1, CORES - 1)
+def _store_kind(url: str) -> str | None:
+    """"sqlite" or "postgresql" for a database URL, None for anything else."""
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return "sqlite"
+    return "postgresql" if urlsplit(url).scheme in ("postgresql", "postgres") else None
 
 
 class Settings(BaseModel):
@@ -30,10 +40,18 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)  # 0 = any free port (tests)
     data_dir: Path = Path("data")
-    store: Literal["sqlite", "memory"] = "sqlite"
-    max_jobs: int = Field(default_factory=default_max_jobs, ge=1)
+    store: Literal["sqlite", "postgresql", "memory"] = "sqlite"  # set by database_url
+    database_url: str | None = Field(None, description="sqlite:///path or postgresql://user@"
+                                     "host:port/db (default: runs.sqlite in data_dir)")
+    runner: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="none: start a local Ray; auto or "
+                                    "ray://host:port: join a cluster")
+    max_jobs: int | None = Field(None, ge=1, le=100_000,
+                                 description="jobs training at once (default: the runner's CPUs)")
     quota: int = Field(2, ge=1, le=100, description="active (queued + running) runs per client")
     max_queued: int = Field(64, ge=0, le=10_000, description="queued runs over all clients")
+    sweep_quota: int = Field(1, ge=1, le=100, description="active sweeps per client")
+    max_queued_sweeps: int = Field(16, ge=0, le=1000, description="queued sweeps in all")
     instructor_token: str | None = Field(None, description="required to create/cancel/delete")
     wall_time_limit: float = Field(3600.0, gt=0, le=7 * 24 * 3600, description="seconds per run")
     cancel_grace: float = Field(5.0, ge=0, le=600, description="seconds before a stop is forced")
@@ -48,11 +66,37 @@ class Settings(BaseModel):
 
     @field_validator("max_jobs")
     @classmethod
-    def _no_oversubscription(cls, v: int) -> int:
-        if v > CORES:
+    def _no_oversubscription(cls, v: int | None, info: ValidationInfo) -> int | None:
+        # under Ray the cluster's CPUs bound it (the runner reports them once connected)
+        if info.data.get("runner") == "local" and v is not None and v > CORES:
             raise ValueError(f"{v} concurrent jobs on {CORES} cores would oversubscribe the "
                              f"machine; use at most {CORES}")
         return v
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_only(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v and info.data.get("runner") != "ray":
+            raise ValueError("only used with runner ray (--runner ray / LI2_RUNNER=ray)")
+        if v and v != "auto" and not v.startswith("ray://") and ":" not in v:
+            raise ValueError(f"expected auto, ray://host:port or host:port, got {v!r}")
+        return v or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str | None) -> str | None:
+        if v and _store_kind(v) is None:
+            raise ValueError(f"expected sqlite:///path or postgresql://user@host:port/db, "
+                             f"got {v!r}")
+        return v or None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_from_url(cls, values):
+        url = values.get("database_url") if isinstance(values, dict) else None
+        if url and (kind := _store_kind(url)):
+            values = {**values, "store": kind}
+        return values
 
     @field_validator("instructor_token", mode="before")
     @classmethod
@@ -85,6 +129,9 @@ class Settings(BaseModel):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (``sqlite:///relative`` or ``sqlite:////absolute``)."""
+        if self.database_url and self.store == "sqlite":
+            return Path(self.database_url.removeprefix("sqlite:///"))
         return self.data_dir / "runs.sqlite"
 
     @classmethod

@@ -1,8 +1,11 @@
-"""Where runs execute: the Runner seam, local worker processes, and the job queue."""
+"""Where jobs execute: the Runner seam and its runners, the job queue and the job lifecycle."""
 
+from .lifecycle import Job, JobLifecycle
 from .local import LocalProcessRunner
 from .runner import Runner, WorkerMessage, exit_reason
-from .scheduler import AdmissionError, JobQueue, QueueFull, QuotaExceeded
+from .scheduler import AdmissionError, JobQueue, Limits, QueueFull, QuotaExceeded
+from .thread import ThreadRunner
 
-__all__ = ["LocalProcessRunner", "Runner", "WorkerMessage", "exit_reason", "AdmissionError",
-           "JobQueue", "QueueFull", "QuotaExceeded"]
+__all__ = ["Job", "JobLifecycle", "LocalProcessRunner", "Runner", "WorkerMessage",
+           "exit_reason", "AdmissionError", "JobQueue", "Limits", "QueueFull", "QuotaExceeded",
+           "ThreadRunner"]

@@ -1,4 +1,4 @@
-"""LocalProcessRunner: one worker process per run, started from a forkserver or spawn context.
+"""LocalProcessRunner: one worker process per job, started from a forkserver or spawn context.
 
 Never plain fork: the server is threaded (store, readers), and a forked copy of held locks hangs.
 """
@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from li2core.config import RunConfig
-
 from .processes import KILL_AFTER_TERMINATE_S, ProcessJobs, drain
 from .runner import WorkerMessage
-from .worker import run_worker
+from .worker import job_process
 
 # imported once by the forkserver, so each fork starts training without re-importing torch
-PRELOAD = ["torch", "li2core.train", "server.jobs.worker"]
+PRELOAD = ["torch", "li2core.train", "li2core.batched", "server.jobs.worker"]
 
 
 @dataclass(eq=False)
 class LocalHandle:
-    run_id: str
+    job_id: str
     process: multiprocessing.process.BaseProcess
     conn: Connection
     stop: ctypes.c_bool  # shared with the worker, which polls it between steps
@@ -40,6 +39,8 @@ class LocalHandle:
 class LocalProcessRunner(ProcessJobs):
     """Runner on this machine; ``cancel`` sets a stop flag and terminates after ``grace_s``."""
 
+    name = "local"
+
     def __init__(self, start_method: str = "forkserver", grace_s: float = 5.0) -> None:
         if start_method not in ("forkserver", "spawn"):
             raise ValueError(f"start_method must be forkserver or spawn, not {start_method!r}")
@@ -51,27 +52,30 @@ class LocalProcessRunner(ProcessJobs):
         # read only once, so a poll racing our join would leave a bogus 255: one at a time
         self._reap_lock = threading.Lock()
 
-    def start(self, config: RunConfig, *, run_id: str, max_steps_per_s: float | None = None,
-              initial: dict | None = None) -> LocalHandle:
+    @staticmethod
+    def cpus() -> int:
+        return os.cpu_count() or 1
+
+    def start(self, job: dict, *, job_id: str) -> LocalHandle:
         receive, send = self._ctx.Pipe(duplex=False)
         # a shared byte, not an Event: no semaphores to leak when the server dies by a signal
         stop = self._ctx.RawValue(ctypes.c_bool, False)
-        process = self._ctx.Process(target=run_worker, name=f"li2-run-{run_id}", daemon=True,
-                                    args=(config.model_dump(), max_steps_per_s, send, stop,
-                                          initial))
+        process = self._ctx.Process(target=job_process, name=f"li2-{job['kind']}-{job_id}",
+                                    daemon=True, args=(job, send, stop))
         try:
             with self._reap_lock:
                 process.start()
         finally:
             send.close()  # only the child writes; EOF then means the child is gone
-        handle = LocalHandle(run_id, process, receive, stop)
+        handle = LocalHandle(job_id, process, receive, stop)
         self._track(handle)
         return handle
 
     def events(self, handle: LocalHandle) -> Iterator[WorkerMessage]:
         process = handle.process
         yield from drain(handle.conn, process)
-        wait([process.sentinel], timeout=KILL_AFTER_TERMINATE_S + 1)  # EOF may come first
+        # EOF may come first; a process still tearing down after that reports exitcode None
+        wait([process.sentinel], timeout=KILL_AFTER_TERMINATE_S + 1)
         with self._reap_lock:
             process.join(timeout=0)
         yield self._reaped(handle)

@@ -1,6 +1,6 @@
-"""One worker process per job, as run workers (local.py, worker.py) and sweep workers
-(sweep_worker.py) both do it: the child's set-up and failure report, the parent's draining
-loop, and cancel / shutdown (ask to stop, terminate after a grace period, then kill).
+"""One worker process per job (local.py, worker.py; Ray's workers reuse the child's part):
+the child's set-up and failure report, the parent's draining loop, and cancel / shutdown
+(ask to stop, terminate after a grace period, then kill).
 
 No top-level torch import: the forkserver preloads this module (via worker.py), and a spawned
 child must set OMP_NUM_THREADS before torch loads.
@@ -23,10 +23,12 @@ from .runner import WorkerMessage, exit_reason
 KILL_AFTER_TERMINATE_S = 2.0
 
 
-def setup_worker_process() -> None:
-    """Child side, first thing: one torch thread, and Ctrl-C left to the server."""
-    # the server owns shutdown: a terminal Ctrl-C must not kill jobs behind its back
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def setup_worker_process(ignore_interrupt: bool = True) -> None:
+    """Child side, first thing: one torch thread, and Ctrl-C left to the server (not under
+    Ray, whose cancel arrives as a KeyboardInterrupt)."""
+    if ignore_interrupt:
+        # the server owns shutdown: a terminal Ctrl-C must not kill jobs behind its back
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 

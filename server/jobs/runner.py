@@ -1,4 +1,4 @@
-"""The Runner seam: where runs execute (local processes now, a distributed backend later)."""
+"""The Runner seam: where jobs execute (local processes, a thread, or a Ray cluster)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,35 @@ import signal
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
-from li2core.config import RunConfig
-
-# kinds a worker sends; the runner itself appends one final "exit"
-WORKER_KINDS = ("started", "metrics", "snapshot", "stage", "finished", "error")
+# kinds a worker sends (server/jobs/worker.py); the runner itself appends one final "exit"
+WORKER_KINDS = ("started", "metrics", "snapshot", "stage", "finished", "progress", "error")
 
 
 class WorkerMessage(NamedTuple):
-    """``kind`` with its data: started→dict, metrics→[row], snapshot→(step, {name: array}),
-    stage→dict, finished→summary, error→text, exit→{"exitcode", "reason"}."""
+    """``kind`` with its data: started→(cell, dict), metrics→{cell: [row]},
+    snapshot→(cell, step, {name: array}), stage→(cell, dict), finished→(cell, summary),
+    progress→run-steps done, error→text, exit→{"exitcode", "reason"}."""
 
     kind: str
     data: Any
 
 
 class Runner(Protocol):
-    """start(config) → handle; events(handle) blocks and ends with one "exit"; cancel(handle)."""
+    """start(job) → handle; events(handle) blocks and ends with one "exit"; cancel(handle).
+    A job is the dict server/jobs/worker.py documents (a run or a sweep)."""
 
-    def start(self, config: RunConfig, *, run_id: str, max_steps_per_s: float | None = None,
-              initial: dict | None = None) -> Any:
-        """``initial`` = {"W", "V", "step"}: start from stored weights (a fork)."""
-        ...
+    name: str  # "local", "ray", ...: reported by /api/health
+
+    def start(self, job: dict, *, job_id: str) -> Any: ...
 
     def events(self, handle: Any) -> Iterator[WorkerMessage]: ...
 
     def cancel(self, handle: Any) -> None:
-        """Ask the run to stop cooperatively; force it after the runner's grace period."""
+        """Ask the job to stop cooperatively; force it after the runner's grace period."""
+        ...
+
+    def cpus(self) -> int:
+        """How many one-thread jobs the runner can train at once (max_jobs by default)."""
         ...
 
     def shutdown(self) -> None:

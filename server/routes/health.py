@@ -1,4 +1,5 @@
-"""GET /api/health: liveness for the compose healthcheck, plus queue counts."""
+"""GET /api/health: liveness for the compose healthcheck, the runner and store in use, and
+the job counts (running and queued runs and sweeps against max_jobs)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ except metadata.PackageNotFoundError:  # running from a source tree without an i
 
 @router.get("/api/health")
 async def health(service: ServiceDep) -> dict:
-    jobs = service.jobs
-    return {"status": "ok", "version": VERSION, "running": len(jobs.running),
-            "queued": len(jobs.queued), "max_jobs": jobs.max_jobs,
-            "store": service.settings.store,
+    queue = service.lifecycle.queue
+    return {"status": "ok", "version": VERSION, "runner": service.runner.name,
+            "store": service.settings.store, "max_jobs": queue.max_jobs,
+            "running": len(queue.running), "queued": len(queue.queued),
             # precision=bf16 is only faster where the CPU multiplies bf16 in hardware
             "cpu_bf16": cpu_has_bf16_units()}

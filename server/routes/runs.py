@@ -14,16 +14,10 @@ from li2core.config import RunConfig
 from ..deps import ClientDep, InstructorDep, ServiceDep, StoreDep
 from ..jobs import AdmissionError
 from ..protocol import encode_snapshot
-from ..service import RunConflict, RunNotFound
 
+# an unknown run is a 404 and a run in the wrong state a 409 wherever service.* raises them
+# (RunNotFound / RunConflict, answered by the app's handlers for JobNotFound / JobConflict)
 router = APIRouter(prefix="/api/runs", tags=["runs"])
-
-
-async def _existing(service, run_id: str) -> dict:
-    try:
-        return await service.get(run_id)
-    except RunNotFound:
-        raise HTTPException(404, f"no run {run_id!r}") from None
 
 
 @router.post("", status_code=201)
@@ -52,27 +46,17 @@ async def list_runs(
 
 @router.get("/{run_id}")
 async def get_run(run_id: str, service: ServiceDep) -> dict:
-    return await _existing(service, run_id)
+    return await service.get(run_id)
 
 
 @router.post("/{run_id}/cancel")
 async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep) -> dict:
-    try:
-        return await service.cancel(run_id)
-    except RunNotFound:
-        raise HTTPException(404, f"no run {run_id!r}") from None
-    except RunConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    return await service.cancel(run_id)
 
 
 @router.delete("/{run_id}", status_code=204)
 async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Response:
-    try:
-        await service.delete(run_id)
-    except RunNotFound:
-        raise HTTPException(404, f"no run {run_id!r}") from None
-    except RunConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    await service.delete(run_id)
     return Response(status_code=204)
 
 
@@ -80,7 +64,7 @@ async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Resp
 async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
                       since: Annotated[int, Query(ge=0)] = 0) -> dict:
     """Rows of every batch with seq > since; ``seq`` is the last one included (for ws since=)."""
-    await _existing(service, run_id)
+    await service.get(run_id)
     batches = await asyncio.to_thread(store.metric_batches, run_id, since)
     return {"run_id": run_id, "seq": batches[-1].seq if batches else since,
             "rows": [row for batch in batches for row in batch.rows]}
@@ -88,7 +72,7 @@ async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
 
 @router.get("/{run_id}/stages")
 async def run_stages(run_id: str, service: ServiceDep, store: StoreDep) -> list[dict]:
-    await _existing(service, run_id)
+    await service.get(run_id)
     stages = await asyncio.to_thread(store.stages, run_id)
     return [{"seq": s.seq, "step": s.step, "stage": s.stage, "evidence": s.evidence}
             for s in stages]
@@ -96,7 +80,7 @@ async def run_stages(run_id: str, service: ServiceDep, store: StoreDep) -> list[
 
 @router.get("/{run_id}/snapshots")
 async def run_snapshot_steps(run_id: str, service: ServiceDep, store: StoreDep) -> list[int]:
-    await _existing(service, run_id)
+    await service.get(run_id)
     return await asyncio.to_thread(store.snapshot_steps, run_id)
 
 
@@ -109,7 +93,7 @@ async def run_snapshot(
     format: Annotated[Literal["frame", "npz"], Query()] = "frame",
 ) -> Response:
     """The snapshot as a binary frame (docs/protocol.md) or, with format=npz, a numpy archive."""
-    await _existing(service, run_id)
+    await service.get(run_id)
     snap = await asyncio.to_thread(store.snapshot, run_id, step)
     if snap is None:
         raise HTTPException(404, f"run {run_id!r} has no snapshot at or before step {step}")

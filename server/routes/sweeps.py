@@ -13,7 +13,7 @@ import io
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, Response, WebSocket
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.requests import HTTPConnection
 from pydantic import ValidationError
@@ -23,38 +23,15 @@ from li2core.sweep_presets import SWEEP_PRESETS
 
 from ..deps import ClientDep, InstructorDep, SettingsDep
 from ..jobs import AdmissionError
-from ..jobs.sweep_service import SweepConflict, SweepNotFound, SweepService
-from ..jobs.sweep_store import MemorySweepStore, SqliteSweepStore
-from ..jobs.sweep_worker import LocalSweepRunner
+from ..jobs.sweep_service import SweepNotFound, SweepService
 from ..protocol import to_json
-from ..settings import Settings
-from ..store import RunStore
 from .live import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_POLICY, origin_allowed
 
+# unknown sweep → 404, wrong state → 409: SweepNotFound / SweepConflict reach the app's handlers
 router = APIRouter(tags=["sweeps"])
 
 _POINT = re.compile(r"^(?:Value error, )?grid point \(.*?\): (\w+):")
 _AXIS = re.compile(r"^(?:Value error, )?(grid|zipped)(?:\.(\w+))?")
-
-
-async def start_service(app: FastAPI, settings: Settings, runs: RunStore) -> SweepService:
-    """Called by the app's lifespan after the RunService (``app.state.service``, whose store is
-    ``runs``): the sweep store beside the run store, a process runner unless a test put
-    another one in ``app.state.sweep_runner``. Sweeps take the RunService's job slots."""
-    store = (SqliteSweepStore(settings.data_dir / "sweeps.sqlite") if settings.store == "sqlite"
-             else MemorySweepStore())
-    runner = getattr(app.state, "sweep_runner", None) or LocalSweepRunner(
-        settings.start_method, settings.cancel_grace)
-    service = SweepService(app.state.service, store, runner, settings.wall_time_limit)
-    await service.start()
-    app.state.sweeps = service
-    return service
-
-
-async def stop_service(app: FastAPI) -> None:
-    service = getattr(app.state, "sweeps", None)
-    if service is not None:
-        await service.shutdown()
 
 
 def get_sweeps(conn: HTTPConnection) -> SweepService:
@@ -90,13 +67,6 @@ def parse_spec(body: dict) -> SweepConfig:
         raise RequestValidationError([_locate(e, body) for e in errors], body=body) from None
 
 
-async def _existing(sweeps: SweepService, sweep_id: str) -> dict:
-    try:
-        return await sweeps.get(sweep_id)
-    except SweepNotFound:
-        raise HTTPException(404, f"no sweep {sweep_id!r}") from None
-
-
 @router.get("/api/sweeps/presets")
 async def list_sweep_presets() -> list[dict]:
     return [{"name": name, "description": desc, "run_count": sw.run_count,
@@ -123,24 +93,19 @@ async def list_sweeps(sweeps: SweepsDep,
 
 @router.get("/api/sweeps/{sweep_id}")
 async def get_sweep(sweep_id: str, sweeps: SweepsDep) -> dict:
-    return await _existing(sweeps, sweep_id)
+    return await sweeps.get(sweep_id)
 
 
 @router.post("/api/sweeps/{sweep_id}/cancel")
 async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep) -> dict:
-    try:
-        return await sweeps.cancel(sweep_id)
-    except SweepNotFound:
-        raise HTTPException(404, f"no sweep {sweep_id!r}") from None
-    except SweepConflict as exc:
-        raise HTTPException(409, str(exc)) from None
+    return await sweeps.cancel(sweep_id)
 
 
 @router.get("/api/sweeps/{sweep_id}/outcomes.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}}})
 async def sweep_csv(sweep_id: str, sweeps: SweepsDep) -> Response:
     """One row per cell, the columns of ``li2 sweep``'s outcomes.csv plus run_id and status."""
-    view = await _existing(sweeps, sweep_id)
+    view = await sweeps.get(sweep_id)
     buf = io.StringIO()
     axes = view["axes"]
     fields = ["run", "run_id", *axes, "status", "outcome", "train_acc", "test_acc",

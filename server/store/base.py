@@ -1,4 +1,5 @@
-"""The RunStore protocol and its records; SQLite is the default, PostgreSQL could follow."""
+"""The RunStore protocol and its records (runs, their streams, sweeps); SQLite is the
+embedded default, PostgreSQL the shared one, memory the throwaway one."""
 
 from __future__ import annotations
 
@@ -33,6 +34,33 @@ class RunRecord:
     # where the run came from: {"parent": {"run_id", "step", "changes"}} for a fork (its config
     # alone does not reproduce it: it starts from the parent's weights), {"imported_from": ...}
     lineage: dict | None = None
+
+
+@dataclass
+class SweepRecord:
+    """One sweep; ``cells`` holds one dict per grid point (index, run_id, point, status,
+    outcome, final accuracies, first step test ≥ 0.9, p_crit of its group)."""
+
+    id: str
+    status: str
+    name: str
+    spec: dict  # SweepConfig.model_dump()
+    created_at: float
+    client: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    steps_total: int = 0
+    steps_done: int = 0
+    cells: list[dict] = field(default_factory=list)
+    result: dict | None = None  # {"boundaries": [...], "fit_c": c} once ended
+    error: str | None = None
+
+
+def interrupt_sweep(rec: SweepRecord, reason: str) -> None:
+    rec.status, rec.error = "interrupted", reason
+    for cell in rec.cells:
+        if cell["status"] in ACTIVE:
+            cell["status"] = "interrupted"
 
 
 @dataclass
@@ -105,6 +133,18 @@ class RunStore(Protocol):
 
     def mark_interrupted(self, reason: str) -> list[str]:
         """Runs left queued/running by a previous server become interrupted; returns their ids."""
+        ...
+
+    def put_sweep(self, record: SweepRecord) -> None:
+        """Insert or replace the sweep (its cells are runs of their own)."""
+        ...
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None: ...
+
+    def list_sweeps(self, limit: int = 100) -> list[SweepRecord]: ...
+
+    def mark_sweeps_interrupted(self, reason: str) -> list[str]:
+        """Sweeps left queued/running by a previous server become interrupted."""
         ...
 
     def flush(self) -> None:

@@ -7,7 +7,16 @@ import threading
 
 import numpy as np
 
-from .base import ACTIVE, MetricBatch, RunRecord, StageRecord, StoredSnapshot, check_update
+from .base import (
+    ACTIVE,
+    MetricBatch,
+    RunRecord,
+    StageRecord,
+    StoredSnapshot,
+    SweepRecord,
+    check_update,
+    interrupt_sweep,
+)
 
 
 class MemoryRunStore:
@@ -19,6 +28,7 @@ class MemoryRunStore:
         self._metrics: dict[str, list[MetricBatch]] = {}
         self._stages: dict[str, list[StageRecord]] = {}
         self._snapshots: dict[str, dict[int, StoredSnapshot]] = {}
+        self._sweeps: dict[str, SweepRecord] = {}
 
     def create_run(self, record: RunRecord) -> None:
         with self._lock:
@@ -126,6 +136,26 @@ class MemoryRunStore:
                                    + [b.seq for b in self._metrics.get(run_id, [])]
                                    + [s.seq for s in self._stages.get(run_id, [])]
                                    + [s.seq for s in self._snapshots.get(run_id, {}).values()])
+            return ids
+
+    def put_sweep(self, record: SweepRecord) -> None:
+        with self._lock:
+            self._sweeps[record.id] = copy.deepcopy(record)
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord | None:
+        with self._lock:
+            return copy.deepcopy(self._sweeps.get(sweep_id))
+
+    def list_sweeps(self, limit: int = 100) -> list[SweepRecord]:
+        with self._lock:
+            recs = sorted(self._sweeps.values(), key=lambda r: r.created_at, reverse=True)
+            return copy.deepcopy(recs[:limit])
+
+    def mark_sweeps_interrupted(self, reason: str) -> list[str]:
+        with self._lock:
+            ids = [r.id for r in self._sweeps.values() if r.status in ACTIVE]
+            for sweep_id in ids:
+                interrupt_sweep(self._sweeps[sweep_id], reason)
             return ids
 
     def flush(self) -> None:

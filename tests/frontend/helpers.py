@@ -41,7 +41,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "li2core.cli", "serve", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "li2cli", "serve", "--port", str(self.port),
                "--data-dir", str(self.data_dir), *self.args]
         with open(self.log, "ab") as log:
             # own process group: stop() ends the server and its worker processes together

@@ -75,3 +75,36 @@ def uvicorn_server(app):
         server.should_exit = True
         thread.join(20)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session (tests/server/postgres.py)."""
+    from .postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_factory(request, tmp_path):
+    """open() -> a RunStore of the parametrized kind; calling it again reopens the same
+    database (a restarted server). Every store opened is closed at the end."""
+    from server.store import MemoryRunStore, PostgresRunStore, SqliteRunStore
+
+    opened = []
+    memory = MemoryRunStore()
+    url = request.getfixturevalue("postgres").new_database() \
+        if request.param == "postgresql" else None
+
+    def open_store():
+        s = {"memory": lambda: memory, "sqlite": lambda: SqliteRunStore(tmp_path / "r.sqlite"),
+             "postgresql": lambda: PostgresRunStore(url)}[request.param]()
+        opened.append(s)
+        return s
+
+    open_store.kind = request.param
+    yield open_store
+    for s in opened:
+        s.close()

@@ -1,4 +1,5 @@
-"""A scripted Runner for tests: the same protocol as LocalProcessRunner, no processes, no torch."""
+"""A scripted Runner for tests: the same protocol as LocalProcessRunner, no processes, no torch
+for runs; sweeps go to a ThreadRunner (real training, in a thread)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import time
 
 import numpy as np
 
-from server.jobs import WorkerMessage
+from li2core.config import RunConfig
+from server.jobs import ThreadRunner, WorkerMessage
 
 
 class FakeHandle:
@@ -19,6 +21,14 @@ class FakeHandle:
         self.ended = threading.Event()
 
     def emit(self, kind: str, data) -> None:
+        """A message as a one-run worker sends it: tests write the run's data, without the
+        cell index (always 0 for a run) that the worker protocol adds."""
+        if kind == "metrics":
+            data = {0: data}
+        elif kind == "snapshot":
+            data = (0, *data)
+        elif kind in ("started", "stage", "finished"):
+            data = (0, data)
         self.messages.put(WorkerMessage(kind, data))
 
     def exit(self, exitcode: int = 0, reason: str | None = None) -> None:
@@ -40,15 +50,26 @@ class FakeRunner:
     config.snapshot_every steps and a stage at step 10, ``step_delay`` seconds per batch.
     Otherwise tests drive each handle with emit()/exit()."""
 
-    def __init__(self, auto: bool = True, step_delay: float = 0.0) -> None:
+    name = "fake"
+
+    def __init__(self, auto: bool = True, step_delay: float = 0.0,
+                 sweep_step_delay: float = 0.0) -> None:
         self.auto, self.step_delay = auto, step_delay
+        self.sweeps = ThreadRunner(sweep_step_delay)
         self.handles: dict[str, FakeHandle] = {}
         self.started: list[str] = []
         self.cancels: list[str] = []
         self.shut_down = False
 
-    def start(self, config, *, run_id: str, max_steps_per_s=None) -> FakeHandle:
-        handle = FakeHandle(run_id, config, max_steps_per_s)
+    @staticmethod
+    def cpus() -> int:
+        return 1
+
+    def start(self, job: dict, *, job_id: str):
+        if job["kind"] == "sweep":
+            return self.sweeps.start(job, job_id=job_id)
+        run_id = job_id
+        handle = FakeHandle(run_id, RunConfig(**job["config"]), job.get("max_steps_per_s"))
         self.handles[run_id] = handle
         self.started.append(run_id)
         if self.auto:
@@ -82,7 +103,10 @@ class FakeRunner:
         h.emit("finished", {"stopped": h.cancelled.is_set(), "final": {"step": step}})
         h.exit(0)
 
-    def events(self, handle: FakeHandle):
+    def events(self, handle):
+        if not isinstance(handle, FakeHandle):
+            yield from self.sweeps.events(handle)
+            return
         while True:
             message = handle.messages.get()
             yield message
@@ -90,7 +114,9 @@ class FakeRunner:
                 handle.ended.set()
                 return
 
-    def cancel(self, handle: FakeHandle) -> None:
+    def cancel(self, handle) -> None:
+        if not isinstance(handle, FakeHandle):
+            return self.sweeps.cancel(handle)
         self.cancels.append(handle.run_id)
         handle.cancelled.set()
         if not self.auto:
@@ -99,6 +125,7 @@ class FakeRunner:
 
     def shutdown(self) -> None:
         self.shut_down = True
+        self.sweeps.shutdown()
         for handle in self.handles.values():
             if not handle.ended.is_set():
                 handle.cancelled.set()

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from li2core.cli import main as li2_main
+from li2cli.main import main as li2_main
 from server.cli import serve_command
 from server.store import SqliteRunStore
 
@@ -26,6 +26,13 @@ def test_help_and_refused_settings(capsys):
     assert "quota (LI2_QUOTA)" in capsys.readouterr().err
     assert serve_command(["--max-jobs", "many"]) == 2
     assert "invalid int value" in capsys.readouterr().err
+    assert serve_command(["--database", "mysql://x@y/z"]) == 2
+    err = capsys.readouterr().err
+    assert "database_url (LI2_DATABASE_URL)" in err and "Traceback" not in err
+    assert serve_command(["--ray-address", "auto"]) == 2  # without --runner ray
+    assert "ray_address (LI2_RAY_ADDRESS)" in capsys.readouterr().err
+    assert serve_command(["--runner", "slurm"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def free_port() -> int:

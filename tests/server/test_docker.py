@@ -49,7 +49,7 @@ def test_dockerfile_shape():
     cmd = json.loads(next(a for w, a in ins if w == "CMD"))
     assert cmd == ["li2", "serve", "--host", "0.0.0.0"]
     copied = {a.split()[0] for w, a in ins if w == "COPY"}
-    assert {"li2core", "server", "frontend"} <= copied
+    assert {"li2core", "li2cli", "server", "frontend"} <= copied
 
 
 def test_dockerignore_keeps_the_context_small_but_complete():
@@ -125,3 +125,26 @@ def test_dockerfile_passes_hadolint():
     out = subprocess.run([hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_compose_cluster_profile():
+    """`docker compose --profile cluster up`: PostgreSQL, a Ray head and worker, and a server
+    using them; without the profile only the one-container lab starts."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert "profiles" not in services["li2lab"]
+    cluster = {name for name, svc in services.items() if svc.get("profiles") == ["cluster"]}
+    assert cluster == {"postgres", "ray-head", "ray-worker", "li2lab-cluster"}
+    env = services["li2lab-cluster"]["environment"]
+    assert (env["LI2_RUNNER"], env["LI2_RAY_ADDRESS"]) == ("ray", "auto")
+    assert env["LI2_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in \
+        env["LI2_DATABASE_URL"]
+    assert "ray-head:6379" in " ".join(services["ray-worker"]["command"])
+    base = (ROOT / "Dockerfile.cluster").read_text()
+    assert '".[cluster]"' in base and "USER 10001:10001" in base
+    compose = compose_command()
+    if compose is not None:
+        out = subprocess.run([*compose, "-f", str(ROOT / "docker-compose.yml"), "--profile",
+                              "cluster", "config", "--services"], capture_output=True,
+                             text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert set(out.stdout.split()) == cluster | {"li2lab"}

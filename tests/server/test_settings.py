@@ -10,7 +10,18 @@ def test_environment_then_overrides(tmp_path):
     assert (s.port, s.quota, s.host) == (9001, 5, "127.0.0.1")
     assert s.allowed_origins == ("https://a.example", "http://b.example:8080")
     assert s.instructor_token is None  # empty (compose default) means no token
-    assert 1 <= s.max_jobs <= CORES
+    assert s.max_jobs is None  # the runner's CPUs (a test in test_health checks the number)
+    assert (s.runner, s.store, s.database_path) == ("local", "sqlite", tmp_path / "runs.sqlite")
+
+
+def test_database_url_chooses_the_store(tmp_path):
+    s = Settings.load({"LI2_DATABASE_URL": "postgresql://li2@db:5432/li2"})
+    assert (s.store, s.database_url) == ("postgresql", "postgresql://li2@db:5432/li2")
+    s = Settings.load({}, database_url=f"sqlite:///{tmp_path}/x.sqlite")
+    assert (s.store, s.database_path) == ("sqlite", tmp_path / "x.sqlite")
+    s = Settings.load({"LI2_RUNNER": "ray", "LI2_RAY_ADDRESS": "auto",
+                       "LI2_MAX_JOBS": str(CORES + 1)})  # the cluster's CPUs bound it
+    assert (s.runner, s.ray_address, s.max_jobs) == ("ray", "auto", CORES + 1)
 
 
 @pytest.mark.parametrize("env, field", [
@@ -24,6 +35,11 @@ def test_environment_then_overrides(tmp_path):
     ({"LI2_WALL_TIME_LIMIT": "-1"}, "wall_time_limit"),
     ({"LI2_PORT": "70000"}, "port"),
     ({"LI2_START_METHOD": "fork"}, "start_method"),
+    ({"LI2_RUNNER": "slurm"}, "runner"),
+    ({"LI2_RAY_ADDRESS": "auto"}, "ray_address"),  # without runner ray
+    ({"LI2_DATABASE_URL": "mysql://x@y/z"}, "database_url"),
+    ({"LI2_DATABASE_URL": "sqlite://relative"}, "database_url"),
+    ({"LI2_SWEEP_QUOTA": "0"}, "sweep_quota"),
     ({"LI2_NOT_A_SETTING": "1"}, None),  # unknown variables are ignored, not errors
 ])
 def test_unsafe_values_are_refused_naming_the_variable(env, field):

@@ -3,14 +3,13 @@ import time
 import numpy as np
 import pytest
 
-from server.store import MemoryRunStore, RunRecord, SqliteRunStore, StageRecord
+from server.store import RunRecord, SqliteRunStore, StageRecord, SweepRecord
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request, tmp_path):
-    s = MemoryRunStore() if request.param == "memory" else SqliteRunStore(tmp_path / "r.sqlite")
-    yield s
-    s.close()
+@pytest.fixture
+def store(store_factory):
+    """Each test runs on every store: memory, SQLite and PostgreSQL (conftest.store_factory)."""
+    return store_factory()
 
 
 def record(run_id: str, status: str = "queued", t: float | None = None) -> RunRecord:
@@ -83,3 +82,73 @@ def test_sqlite_reports_an_unusable_file(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(Exception, match="not a database"):
         SqliteRunStore(path)
+
+
+def test_sweeps_round_trip_and_a_restart_interrupts_the_active_one(store_factory):
+    s = store_factory()
+    cells = [{"index": 0, "status": "completed", "outcome": "memorised"},
+             {"index": 1, "status": "running", "outcome": None}]
+    s.put_sweep(SweepRecord("a", "queued", "x", {"grid": {}}, 1.0, cells=cells))
+    s.put_sweep(SweepRecord("a", "running", "x", {"grid": {}}, 1.0, cells=cells))  # replaces
+    s.put_sweep(SweepRecord("b", "completed", "y", {}, 2.0))
+    assert [r.id for r in s.list_sweeps()] == ["b", "a"]
+    assert [r.id for r in s.list_sweeps(1)] == ["b"]
+    s.flush()
+    if store_factory.kind != "memory":
+        s.close()
+        s = store_factory()  # a new server on the same database
+    assert s.mark_sweeps_interrupted("server stopped") == ["a"]
+    a = s.get_sweep("a")
+    assert a.status == "interrupted" and a.error == "server stopped"
+    assert [cell["status"] for cell in a.cells] == ["completed", "interrupted"]
+    assert s.get_sweep("nope") is None
+
+
+def test_acknowledged_writes_survive_a_reopen(store_factory):
+    """What the store accepted before close() is there for the next server: rows, stages,
+    snapshots and the runs left active (then marked interrupted with their last seq)."""
+    if store_factory.kind == "memory":
+        pytest.skip("nothing survives the process by design")
+    s = store_factory()
+    s.create_run(record("a", status="running"))
+    for seq in range(1, 41):
+        s.add_metrics("a", seq, [{"step": seq, "loss": 1 / seq}])
+    s.add_stage("a", StageRecord(41, 40, "independent", {"rule": "r"}))
+    s.add_snapshot("a", 42, 40, {"W": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    s.close()
+    s = store_factory()
+    assert [b.seq for b in s.metric_batches("a")] == list(range(1, 41))
+    assert s.stages("a")[0].stage == "independent"
+    assert s.snapshot("a").arrays["W"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert s.mark_interrupted("restarted") == ["a"]
+    assert (s.get_run("a").status, s.get_run("a").last_seq) == ("interrupted", 42)
+
+
+def test_postgresql_schema_is_created_once_and_versioned(store_factory):
+    if store_factory.kind != "postgresql":
+        pytest.skip("PostgreSQL only")
+    s = store_factory()
+    s.close()
+    s = store_factory()  # the second start finds the schema and changes nothing
+    versions = s._call(lambda db: db.all("SELECT version FROM schema_version ORDER BY 1"))
+    assert [v[0] for v in versions] == [1, 2, 3]
+
+
+def test_sweeps_of_an_older_server_are_adopted_from_their_own_file(tmp_path):
+    import json
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "sweeps.sqlite")
+    old.execute("CREATE TABLE sweeps (id TEXT PRIMARY KEY, created_at REAL NOT NULL, "
+                "status TEXT NOT NULL, doc TEXT NOT NULL)")
+    doc = {"id": "old", "status": "completed", "name": "n", "spec": {}, "created_at": 1.0}
+    old.execute("INSERT INTO sweeps VALUES ('old', 1.0, 'completed', ?)", (json.dumps(doc),))
+    old.commit()
+    old.close()
+    s = SqliteRunStore(tmp_path / "runs.sqlite")
+    assert [r.id for r in s.list_sweeps()] == ["old"]
+    s.put_sweep(SweepRecord("new", "completed", "m", {}, 2.0))
+    s.close()
+    s = SqliteRunStore(tmp_path / "runs.sqlite")  # adopted once, not again
+    assert [r.id for r in s.list_sweeps()] == ["new", "old"]
+    s.close()

@@ -9,9 +9,8 @@ from fastapi.testclient import TestClient
 
 from li2core.vocabulary import OUTCOMES
 from server.app import create_app
-from server.jobs.sweep_worker import ThreadSweepRunner
 from server.protocol import decode_snapshot
-from server.store import MemoryRunStore, RunRecord, SqliteRunStore
+from server.store import MemoryRunStore, RunRecord
 
 from .conftest import TINY, settings, wait_status, wait_until
 from .fakes import FakeRunner
@@ -24,9 +23,10 @@ def make(tmp_path):
     stack = contextlib.ExitStack()
 
     def build(runner=None, step_delay: float = 0.0, **changes) -> TestClient:
-        app = create_app(settings(tmp_path, **changes), runner=runner or FakeRunner(),
-                         store=MemoryRunStore())
-        app.state.sweep_runner = ThreadSweepRunner(step_delay=step_delay)
+        if runner is None:
+            runner = FakeRunner()
+        runner.sweeps.step_delay = step_delay
+        app = create_app(settings(tmp_path, **changes), runner=runner, store=MemoryRunStore())
         return stack.enter_context(TestClient(app))
 
     with stack:
@@ -111,9 +111,8 @@ def test_runs_list_leaves_out_sweep_cells_unless_asked(make):
     assert c.get("/api/runs", params={"include_sweeps": "maybe"}).status_code == 422
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_stores_filter_sweep_cells(tmp_path, kind):
-    store = SqliteRunStore(tmp_path / "r.sqlite") if kind == "sqlite" else MemoryRunStore()
+def test_stores_filter_sweep_cells(store_factory):
+    store = store_factory()
     for i, lineage in enumerate([None, {"sweep": {"id": "s1", "index": 0, "point": {}}},
                                  {"parent": {"run_id": "a", "step": 1, "changes": {}}},
                                  {"sweep": {"id": "s2", "index": 0, "point": {}}}]):
@@ -122,7 +121,6 @@ def test_stores_filter_sweep_cells(tmp_path, kind):
     assert [r.id for r in store.list_runs(include_sweeps=False)] == ["r2", "r0"]
     assert [r.id for r in store.list_runs(1, include_sweeps=False)] == ["r2"]
     assert [r.id for r in store.list_runs(sweep="s1")] == ["r1"]
-    store.close()
 
 
 def test_cancelling_or_deleting_a_cell_points_to_the_sweep(make):

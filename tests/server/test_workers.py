@@ -7,7 +7,7 @@ import time
 
 from server.app import create_app
 from server.jobs import LocalProcessRunner
-from server.jobs.worker import RowBatcher
+from server.jobs.worker import EventSender
 from server.store import MemoryRunStore
 
 from .conftest import wait_status, wait_until
@@ -46,7 +46,7 @@ def test_worker_streams_live_and_a_sigkilled_worker_fails_only_its_run(make_clie
     assert steps == list(range(121))  # every step, in order, no gap
     assert statuses[-1] == "completed" and snapshots
     wait_until(lambda: first_rows(c, victim["id"]), timeout=30)  # it is training
-    pid = c.app.state.service.live[victim["id"]].handle.pid
+    pid = c.app.state.service.live[victim["id"]][0].handle.pid
     os.kill(pid, signal.SIGKILL)
     failed = wait_status(c, victim["id"], "failed")
     assert failed["error"] == "worker process was killed by SIGKILL"
@@ -81,24 +81,35 @@ def test_cancel_terminates_a_worker_that_does_not_stop_within_grace(make_client)
     assert done["summary"] is None  # terminated: it never reached its summary
 
 
-def test_row_batcher_flushes_by_count_and_time():
+def test_event_sender_batches_rows_of_every_cell_by_count_and_time():
+    from li2core.events import StepMetrics
+
+    def row(step):
+        return StepMetrics(step, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0)
+
     sent = []
-    batcher = RowBatcher(sent.append, flush_s=0.5, max_rows=3)
+    sender = EventSender(sent.append, flush_s=0.5, max_rows=3)
     for step in range(7):
-        batcher.add({"step": step})
-    assert [len(m[1]) for m in sent] == [1, 3, 3]  # the first row is not held back
+        sender.event(step % 2, row(step))
+    # the first row is not held back; then every third row, cells together
+    assert [{c: [r["step"] for r in rows] for c, rows in m[1].items()} for m in sent] == [
+        {0: [0]}, {1: [1, 3], 0: [2]}, {0: [4, 6], 1: [5]}]
     time.sleep(0.6)
-    batcher.add({"step": 7})
-    assert [m[1][-1]["step"] for m in sent] == [0, 3, 6, 7]
-    batcher.flush()
+    sender.steps(8)
+    assert sent[-1] == ("progress", 8)
+    sender.flush()
     assert len(sent) == 4  # nothing pending: no empty message
 
 
 def test_create_app_defaults_to_a_local_runner(tmp_path):
     from .conftest import settings
 
-    app = create_app(settings(tmp_path), store=MemoryRunStore())
+    app = create_app(settings(tmp_path, max_jobs=None), store=MemoryRunStore())
     from fastapi.testclient import TestClient
 
-    with TestClient(app):
+    with TestClient(app) as c:
         assert isinstance(app.state.service.runner, LocalProcessRunner)
+        health = c.get("/api/health").json()
+    # capacity out of the box: a job per core, each on one torch thread
+    assert (health["runner"], health["store"]) == ("local", "memory")
+    assert health["max_jobs"] == os.cpu_count()

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .cli import build_or_explain, parse_sets, use_threads
-from .phase_boundary import fit_constant, measured_boundaries
-from .sweep import SWEEP_FIELDS, SweepConfig, run_sweep
-from .sweep_presets import SWEEP_PRESETS, get_sweep_preset
-from .theory import P_CRIT_CONSTANT
+from li2core.phase_boundary import fit_constant, measured_boundaries
+from li2core.sweep import SWEEP_FIELDS, SweepConfig, run_sweep
+from li2core.sweep_presets import SWEEP_PRESETS, get_sweep_preset
+from li2core.theory import P_CRIT_CONSTANT
+
+from .main import build_or_explain, parse_sets, use_threads
 
 LETTERS = {"generalised": "G", "memorised": "M", "still_learning": "S", "not_fitted": "F",
            "diverged": "D", "not_run": "."}

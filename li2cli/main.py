@@ -1,4 +1,8 @@
-"""The ``li2`` command: train a run, serve the dashboard, run a sweep."""
+"""The ``li2`` command: train a run, serve the dashboard, run a sweep.
+
+It lives above both floors: ``train``/``sweep`` import only li2core, ``serve`` loads the
+server (and FastAPI) only when asked for.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from .config import RunConfig
+from li2core.config import RunConfig
 
 T = TypeVar("T")
 
@@ -40,7 +44,7 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def build_config(preset: str | None, sets: list[str]) -> RunConfig:
-    from .presets import get_preset
+    from li2core.presets import get_preset
 
     base = get_preset(preset).model_dump() if preset else {}
     return RunConfig(**{**base, **parse_sets(sets)})
@@ -70,15 +74,15 @@ def use_threads(threads: int) -> None:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .runfolder import RunFolder
-    from .train import train
+    from li2core.runfolder import RunFolder
+    from li2core.train import train
 
     config = build_or_explain("li2 train", lambda: build_config(args.preset, args.set or []),
                               format_validation_error)
     if config is None:
         return 2
     use_threads(args.threads)
-    from .fused import bf16_warning
+    from li2core.fused import bf16_warning
 
     if warning := bf16_warning(config.precision, config.device):
         print(f"li2 train: warning: {warning}", file=sys.stderr)
@@ -118,7 +122,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .presets import PRESETS
+    from li2core.presets import PRESETS
 
     for name, (desc, cfg) in PRESETS.items():
         print(f"{name:12s} {desc}")
@@ -154,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             from server.cli import serve_command
 
             return serve_command(argv[1:])
-        from .sweep import sweep_command
+        from .sweep import main as sweep_main
 
-        return sweep_command(argv[1:])
+        return sweep_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "train":
         return cmd_train(args)

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from li2core.cli import main
+from li2cli.main import main
 
 
 def test_train_json_summary_and_run_folder(tmp_path, capsys):
@@ -38,7 +38,33 @@ def test_bad_input_gets_a_message_not_a_traceback(args, needle, capsys):
 
 
 def test_help_lists_commands():
-    res = subprocess.run([sys.executable, "-m", "li2core.cli", "--help"], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "li2cli", "--help"], capture_output=True,
                          text=True, check=True)
     for cmd in ("train", "serve", "sweep", "presets"):
         assert cmd in res.stdout
+
+
+def test_li2core_imports_nothing_above_it():
+    """The library is importable alone: no module of li2core imports server, li2cli or fastapi."""
+    import ast
+    from pathlib import Path
+
+    import li2core
+
+    above = ("server", "li2cli", "fastapi", "uvicorn", "frontend")
+    for path in Path(li2core.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for name in names:
+                assert name.split(".")[0] not in above, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("command", [["train", "--help"], ["sweep", "--list"], ["presets"]])
+def test_train_and_sweep_do_not_load_the_server(command):
+    code = ("import contextlib, sys; from li2cli.main import main\n"
+            f"with contextlib.suppress(SystemExit): main({command!r})\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('server', 'fastapi', 'uvicorn', 'starlette')))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stdout.strip().splitlines()[-1] == "[]", res.stdout + res.stderr

@@ -30,12 +30,16 @@ DOCKER=(docker)
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ]; then DOCKER=(sudo docker); fi
   if ! "${DOCKER[@]}" info >/dev/null 2>&1; then
-    # vfs: the storage driver that works everywhere, nested VMs and containers included
-    as_root dockerd --storage-driver="${LI2_DOCKERD_STORAGE:-vfs}" >"$WORK/dockerd.log" 2>&1 &
+    # dockerd picks its storage driver: overlay2 where the kernel allows, else down to vfs
+    # (which copies every layer: several times slower); LI2_DOCKERD_ARGS may force one
+    # shellcheck disable=SC2086
+    if [ "$(id -u)" = 0 ]; then dockerd ${LI2_DOCKERD_ARGS:-} >"$WORK/dockerd.log" 2>&1 &
+    else sudo dockerd ${LI2_DOCKERD_ARGS:-} >"$WORK/dockerd.log" 2>&1 &
+    fi
     DOCKERD_PID=$!
     for _ in $(seq 60); do "${DOCKER[@]}" info >/dev/null 2>&1 && break; sleep 1; done
     "${DOCKER[@]}" info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; fail "dockerd did not start"; }
-    say "started dockerd (pid $DOCKERD_PID)"
+    say "started dockerd (pid $DOCKERD_PID, storage driver $("${DOCKER[@]}" info -f '{{.Driver}}'))"
   fi
 fi
 dk() { "${DOCKER[@]}" "$@"; }
@@ -46,7 +50,9 @@ BASE_URL=http://127.0.0.1:$HOST_PORT
 # the check's own project, host port and image; no instructor token, so the probe may create runs
 SUDO=()
 [ "${DOCKER[0]}" = docker ] || SUDO=(sudo)
-COMPOSE_ENV=(env "LI2_IMAGE=$IMAGE" "LI2_HOST_PORT=$HOST_PORT" "LI2_INSTRUCTOR_TOKEN=")
+# docker-compose v1 gives up on a request after 60 s; removing a container copied by vfs can take longer
+COMPOSE_ENV=(env "LI2_IMAGE=$IMAGE" "LI2_HOST_PORT=$HOST_PORT" "LI2_INSTRUCTOR_TOKEN="
+             COMPOSE_HTTP_TIMEOUT=600)
 if dk compose version >/dev/null 2>&1; then COMPOSE=("${SUDO[@]}" "${COMPOSE_ENV[@]}" docker compose)
 elif command -v docker-compose >/dev/null; then COMPOSE=("${SUDO[@]}" "${COMPOSE_ENV[@]}" docker-compose)
 else fail "neither 'docker compose' nor docker-compose is installed"; fi
@@ -66,6 +72,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- substitutes, only for what this machine cannot reach
 BUILD_ARGS=()
@@ -75,40 +82,44 @@ if ! dk image inspect python:3.11-slim >/dev/null 2>&1 \
   # and `pip`; it trusts this host's extra CAs (a TLS-inspecting proxy) and pip is told so.
   extra_cas=(/usr/local/share/ca-certificates/*.crt)
   [ -e "${extra_cas[0]}" ] || extra_cas=()
-  key=$(cat "$0" "${extra_cas[@]}" 2>/dev/null | sha256sum | cut -c1-12)
+  packages=python3.11,python3.11-venv,python3-distutils
+  key=$(echo "$packages v1" | cat - "${extra_cas[@]}" | sha256sum | cut -c1-12)
   BASE=li2lab-base:bookworm-$key
   if ! dk image inspect "$BASE" >/dev/null 2>&1; then
-    rootfs_tar=$CACHE/bookworm-python3.11.tar
+    rootfs_tar=$CACHE/li2lab-base-bookworm-$key.tar  # no colon: tar reads host:path as remote
     if [ ! -s "$rootfs_tar" ]; then
       say "no python:3.11-slim here: debootstrapping Debian bookworm with python3.11 into $CACHE"
       as_root mkdir -p "$CACHE"
-      as_root debootstrap --variant=minbase --include=python3.11,python3.11-venv,python3-distutils \
+      as_root debootstrap --variant=minbase --include="$packages" \
         bookworm "$WORK/rootfs" "${LI2_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$WORK/debootstrap.log" 2>&1 \
         || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap"; }
       as_root chroot "$WORK/rootfs" python3.11 -m venv /opt/python
+      if [ ${#extra_cas[@]} -gt 0 ]; then
+        as_root cp "${extra_cas[@]}" "$WORK/rootfs/usr/local/share/ca-certificates/"
+        as_root chroot "$WORK/rootfs" update-ca-certificates >/dev/null 2>&1
+      fi
       as_root rm -rf "$WORK/rootfs/var/cache/apt" "$WORK/rootfs/var/lib/apt/lists" "$WORK/rootfs/debootstrap" \
         "$WORK"/rootfs/usr/share/{doc,man,info,locale}
+      as_root rm -f "$CACHE"/li2lab-base-*.tar  # made with other CAs
       as_root tar -C "$WORK/rootfs" -cf "$rootfs_tar.part" . && as_root mv "$rootfs_tar.part" "$rootfs_tar"
       as_root rm -rf "$WORK/rootfs"
     fi
-    as_root mkdir -p "$WORK/base" && as_root tar -C "$WORK/base" -xf "$rootfs_tar"
-    if [ ${#extra_cas[@]} -gt 0 ]; then
-      as_root cp "${extra_cas[@]}" "$WORK/base/usr/local/share/ca-certificates/"
-      as_root chroot "$WORK/base" update-ca-certificates >/dev/null 2>&1
-    fi
-    as_root tar -C "$WORK/base" -c . | dk import \
+    dk import \
       --change 'ENV PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV LANG=C.UTF-8' --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
-      --change 'CMD ["python"]' - "$BASE" >/dev/null
-    as_root rm -rf "$WORK/base"
+      --change 'CMD ["python"]' "$rootfs_tar" "$BASE" >/dev/null
     say "made the base image $BASE"
+    for old in $(dk images -q --filter reference='li2lab-base:*' --filter before="$BASE"); do
+      dk rmi "$old" >/dev/null 2>&1 || true  # an earlier base (other CAs), if nothing uses it
+    done
   fi
   BUILD_ARGS+=(--build-arg "BASE_IMAGE=$BASE")
 fi
 if ! curl -fs -o /dev/null --max-time 15 https://download.pytorch.org/whl/cpu/torch/; then
   # the same wheels from this host's pip configuration, served as a simple index
   as_root mkdir -p "$CACHE/wheels"
-  as_root "$PY" -m pip download -q --disable-pip-version-check -d "$CACHE/wheels" torch==2.13.0 \
+  ls "$CACHE"/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1 \
+    || as_root "$PY" -m pip download -q --disable-pip-version-check -d "$CACHE/wheels" torch==2.13.0 \
     >"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log"; fail "pip download torch==2.13.0"; }
   for wheel in "$CACHE"/wheels/*.whl; do
     name=$(basename "$wheel"); project=${name%%-*}; project=$(echo "$project" | tr 'A-Z_.' 'a-z--')
@@ -171,7 +182,7 @@ procs=$(dk top "$CID" -eo pid,uid,args | tail -n +2)
 echo "$procs" | sed 's/^/    /'
 [ "$(dk exec "$CID" id -u)" != 0 ] || fail "the container runs as root"
 echo "$procs" | awk '$2 == 0 { bad = 1 } END { exit bad }' || fail "a process in the container runs as root"
-echo "$uids" | grep -q 'li2 serve' || fail "no li2 serve process in the container"
+echo "$procs" | grep -q 'li2 serve' || fail "no li2 serve process in the container"
 say "non-root: every process runs as uid $(dk exec "$CID" id -u)"
 
 read -r RUN_ID ROWS < <("$PY" scripts/lab_probe.py "$BASE_URL" lecture) || fail "the lecture run"

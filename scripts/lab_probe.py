@@ -89,11 +89,12 @@ def cmd_lecture(args) -> None:
     got = stream(args.base, run_id)
     if got["status"] != "completed" or got["rows"] == 0:
         raise ProbeError(f"run {run_id} ended {got['status']!r} with {got['rows']} rows")
-    summary = got["summary"] or {}
+    final = (got["summary"] or {}).get("final") or {}
     print(f"lecture run {run_id} streamed over the websocket to finished/{got['status']} in "
           f"{time.monotonic() - t0:.1f} s: {got['rows']} metric rows, {got['snapshots']} snapshot "
-          f"frames, stages {' → '.join(got['stages'])}; final test acc "
-          f"{summary.get('final_test_acc', summary.get('test_acc', '?'))}", file=sys.stderr)
+          f"frames, stages {' → '.join(got['stages'])}; final train/test acc "
+          f"{final.get('train_acc', float('nan')):.3f}/{final.get('test_acc', float('nan')):.3f}",
+          file=sys.stderr)
     print(run_id, got["rows"])
 
 

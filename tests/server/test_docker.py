@@ -137,7 +137,7 @@ def test_lab_check_is_part_of_the_test_command():
     assert test_sh.index("lab-check.sh") < test_sh.index("pytest")  # under set -e: it gates
 
 
-@pytest.mark.slow  # a server process, the lecture run and a long run: ~30 s
+@pytest.mark.slow  # a server process, the lecture run and a long run: 30-90 s
 def test_lab_probe_against_a_real_server(tmp_path, capsys):
     """The lab check's client, every command, against `li2 serve` outside a container."""
     from .test_cli import free_port, start_server

@@ -20,6 +20,23 @@ say() { printf '[lab %3ds] %s\n' $((SECONDS - T0)) "$*"; }
 fail() { say "FAILED: $*"; exit 1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# on any exit: the stack down with its volume, the wheel server and a dockerd we started stopped
+cleanup() {
+  local rc=$?
+  if [ ${#COMPOSE[@]} -gt 0 ]; then
+    if [ $rc != 0 ] && [ -n "$(dk ps -aq --filter "label=com.docker.compose.project=$PROJECT")" ]; then
+      say "server log (last 40 lines):"; compose logs --no-color --tail 40 || true
+    fi
+    compose down -v --remove-orphans >/dev/null 2>&1 || true
+  fi
+  [ -z "$WHEEL_PID" ] || kill "$WHEEL_PID" 2>/dev/null || true
+  if [ -n "$DOCKERD_PID" ]; then as_root kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" || true; fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 for tool in dockerd debootstrap; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || fail "$tool is missing (scripts/test.sh installs docker.io and debootstrap)"
 done
@@ -57,22 +74,6 @@ if dk compose version >/dev/null 2>&1; then COMPOSE=("${SUDO[@]}" "${COMPOSE_ENV
 elif command -v docker-compose >/dev/null; then COMPOSE=("${SUDO[@]}" "${COMPOSE_ENV[@]}" docker-compose)
 else fail "neither 'docker compose' nor docker-compose is installed"; fi
 compose() { "${COMPOSE[@]}" -f docker-compose.yml -p "$PROJECT" "$@"; }
-
-cleanup() {
-  local rc=$?
-  if [ ${#COMPOSE[@]} -gt 0 ]; then
-    if [ $rc != 0 ] && [ -n "$(dk ps -aq --filter "label=com.docker.compose.project=$PROJECT")" ]; then
-      say "server log (last 40 lines):"; compose logs --no-color --tail 40 || true
-    fi
-    compose down -v --remove-orphans >/dev/null 2>&1 || true
-  fi
-  [ -z "$WHEEL_PID" ] || kill "$WHEEL_PID" 2>/dev/null || true
-  if [ -n "$DOCKERD_PID" ]; then as_root kill "$DOCKERD_PID" 2>/dev/null || true; wait "$DOCKERD_PID" || true; fi
-  rm -rf "$WORK"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # --- substitutes, only for what this machine cannot reach
 BUILD_ARGS=()

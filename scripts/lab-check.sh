@@ -54,7 +54,10 @@ if ! docker info >/dev/null 2>&1; then
     else sudo dockerd ${LI2_DOCKERD_ARGS:-} >"$WORK/dockerd.log" 2>&1 &
     fi
     DOCKERD_PID=$!
-    for _ in $(seq 60); do "${DOCKER[@]}" info >/dev/null 2>&1 && break; sleep 1; done
+    for _ in $(seq 60); do
+      "${DOCKER[@]}" info >/dev/null 2>&1 || { [ -d "/proc/$DOCKERD_PID" ] && sleep 1 && continue; }
+      break
+    done
     "${DOCKER[@]}" info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; fail "dockerd did not start"; }
     say "started dockerd (pid $DOCKERD_PID, storage driver $("${DOCKER[@]}" info -f '{{.Driver}}'))"
   fi

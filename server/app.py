@@ -32,6 +32,7 @@ from .routes import (
     replay,
     runs,
     sweeps,
+    theory,
 )
 from .service import RunService
 from .settings import Settings
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (health, config, presets, groups, runs, live,
-                   forks, replay, exports, bundles, classroom, sweeps):
+                   forks, replay, exports, bundles, classroom, sweeps, theory):
         app.include_router(module.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

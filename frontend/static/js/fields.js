@@ -24,7 +24,7 @@ export const FIELDS = [
   { name: 'device', scope: 'config', section: 'measuring', label: 'device' },
   { name: 'max_steps_per_s', scope: 'query', section: 'run', label: 'speed cap (steps/s)',
     type: 'number', hint: 'empty = as fast as the machine goes' },
-  { name: 'preset', scope: 'view', type: 'string', default: '' },
+  { name: 'preset', scope: 'view', type: 'string', default: 'lecture' }, // a cold start groks
   { name: 'run', scope: 'view', type: 'string', default: '' },
   { name: 'at', scope: 'view', type: 'int' }, // pinned step (scrub); absent = live
   { name: 'node', scope: 'view', type: 'int' }, // hidden node in the inspector

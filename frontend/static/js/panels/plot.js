@@ -60,6 +60,7 @@ export function note(container, text) {
   const p = document.createElement('p');
   p.className = 'empty-note';
   p.textContent = text;
+  p.dataset.waiting = text; // what render.js puts back when another run is attached
   container.append(p);
   return p;
 }

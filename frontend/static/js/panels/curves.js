@@ -3,12 +3,12 @@
 import { markerShapes } from '../markers.js';
 import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
 import { stageInfo } from '../stages.js';
-import { TEST, TRAIN, baseLayout, plotDiv, react, thinnedSeries, toggle, toolbarDiv }
-  from './plot.js';
+import { TEST, TRAIN, baseLayout, plotDiv, plotFontSize, react, thinnedSeries, toggle,
+  toolbarDiv } from './plot.js';
 
 /** Band labels grow with the page's type (projector mode: html.present). */
 function bandLabelSize() {
-  return document.documentElement.classList.contains('present') ? 22 : 15;
+  return document.documentElement.classList.contains('present') ? plotFontSize() + 2 : 15;
 }
 
 function stageShapes(state, lastStep, logX) {
@@ -92,13 +92,15 @@ export default {
         annotations.push(...marks.annotations);
         react(div, data, baseLayout({
           margin: { l: 64, r: 20, t: 64, b: 48 },
-          xaxis: { title: { text: 'step' }, type: logX ? 'log' : 'linear', anchor: 'y2' },
+          xaxis: { title: { text: 'step', standoff: 4 }, type: logX ? 'log' : 'linear',
+            anchor: 'y2', automargin: true },
           // automargin + standoff: the axis titles never sit on the tick labels (10⁻¹ is wide)
           yaxis: { title: { text: 'accuracy', standoff: 6 }, domain: [0.52, 1],
             range: [-0.02, 1.02], automargin: true },
           yaxis2: { title: { text: 'loss', standoff: 6 }, domain: [0, 0.45], automargin: true,
             type: state.settings.log_loss ? 'log' : 'linear', exponentformat: 'power',
-            nticks: 4 },
+            // decades only: Plotly's minor labels (2, 5) crowd a short log axis
+            ...(state.settings.log_loss ? { dtick: 1 } : { nticks: 4 }) },
           // above the stage labels, which sit on the plot's top edge
           legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.1, yanchor: 'bottom' },
           shapes, annotations,

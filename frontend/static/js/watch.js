@@ -3,7 +3,7 @@
 // instructor switches the class to another run, every viewer switches with it.
 
 import { watchSocket } from './classroom.js';
-import { applyHidden, bindSettings } from './controls.js';
+import { applyHidden, bindSettings, fitHero } from './controls.js';
 import { addPngButtons } from './export.js';
 import { FIELDS } from './fields.js';
 import { escapeHtml } from './html.js';
@@ -88,6 +88,7 @@ function boot() {
   Object.assign(state.settings, settingsFromQuery(state.fields), readUrl(state.fields));
   applyPresentation(state.settings.present);
   const hosts = mountPanels(state, PANELS, $('panels'));
+  fitHero();
   applyHidden(state.settings.hide);
   addPngButtons(state);
   Object.defineProperties(debug, {

@@ -2,7 +2,7 @@
 // the preset and group pickers, and server errors shown next to the control that caused them.
 
 import { api } from './api.js';
-import { SECTIONS } from './fields.js';
+import { SECTIONS, fieldLabel } from './fields.js';
 import { escapeHtml } from './html.js';
 import { formatValue, parseValue, writeUrl } from './url-state.js';
 
@@ -54,7 +54,7 @@ export function buildControls(state, onChange) {
       input.name = f.name;
       const label = document.createElement('label');
       label.htmlFor = input.id;
-      label.textContent = f.label + ' ';
+      label.textContent = `${fieldLabel(f)}${f.unit ? ` (${f.unit})` : ''} `;
       const range = rangeText(f.bounds);
       if (range) label.append(Object.assign(document.createElement('span'),
         { className: 'range', textContent: range }));

@@ -1,6 +1,7 @@
 // Fork: continue the shown run from the snapshot on screen with some settings changed
 // (POST /api/runs/{id}/fork). Only the fields that differ from the run's config are sent.
 
+import { fieldLabel } from './fields.js';
 import { history } from './history-api.js';
 import { formatValue, parseValue } from './url-state.js';
 
@@ -56,7 +57,7 @@ export function mountFork(state, parent, info, openRun) {
       inputs[f.name] = input;
       form.append(el('div', { className: 'field', id: `fork-field-${f.name}` },
         el('label', { htmlFor: input.id, textContent: f.name === 'steps' ? 'further steps'
-          : f.label ?? f.name }), input,
+          : fieldLabel(f) }), input,
         el('p', { className: 'field-error', id: `fork-error-${f.name}` })));
     }
     form.append(el('div', { className: 'run-buttons' }, submit, cancel), error);

@@ -3,14 +3,9 @@
 
 import { api, tokenHeaders } from './api.js';
 import { history, wsUrl } from './history-api.js';
+import { el } from './html.js';
 
 const RETRY_MS = 2000;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** A websocket on /ws/watch/<code> that reconnects; onMessage gets each JSON message. */
 export function watchSocket(code, { counted, onMessage, onClose = () => {} }) {

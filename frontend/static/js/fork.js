@@ -4,17 +4,12 @@
 import { fieldLabel } from './fields.js';
 import { history } from './history-api.js';
 import { formatValue, parseValue } from './url-state.js';
+import { el } from './html.js';
 
 // Fields a fork may change (group and width fix the weights' shapes, so they stay).
 export const FORK_FIELDS = ['lr', 'weight_decay', 'optimizer', 'loss', 'top_layer',
   'activation', 'train_fraction', 'top_init_scale', 'seed', 'steps', 'eval_every',
   'snapshot_every'];
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** The snapshot step a fork would start from: the pinned one on screen, else the latest. */
 export function forkStep(state) {

@@ -14,6 +14,7 @@ export async function backfillHistory(state, runId) {
   running = runId;
   try {
     const steps = await api.snapshotSteps(runId);
+    if (state.run?.id === runId) state.recordedSnapshots = steps.length; // 0: none were kept
     const have = new Set(state.gfHistory.map((h) => h.step));
     const missing = steps.filter((s) => !have.has(s));
     const stride = Math.max(1, Math.ceil(missing.length / MAX_FETCHES));

@@ -110,10 +110,13 @@ function updateStatus() {
     if (run.error) runEl.textContent += ` · ${run.error}`;
   }
   const step = lastValue(state, 'step');
-  const total = state.started?.config?.steps;
+  // a fork counts its steps from its parent's step: it runs from..from+steps
+  const from = state.run?.parent?.step ?? 0;
+  const total = state.started?.config?.steps && from + state.started.config.steps;
   const rate = lastValue(state, 'steps_per_s');
   $('status-progress').textContent = step === undefined ? '' :
-    `step ${step}${total ? ` / ${total}` : ''}${rate ? ` · ${rate.toFixed(0)} steps/s` : ''}`;
+    `step ${step}${total ? ` / ${total}` : ''}${from ? ` (forked at ${from})` : ''}` +
+    `${rate ? ` · ${rate.toFixed(0)} steps/s` : ''}`;
   const conn = state.connection;
   const connEl = $('status-conn');
   const wait = Math.max(0, (conn.retryAt - performance.now()) / 1000);
@@ -143,17 +146,21 @@ function exposeDebug() {
   window.__li2 = debug;
 }
 
-/** A link naming only a run shows that run's own settings in the controls. */
-async function adoptRunConfig(runId) {
+/** The controls take a run's own settings (a link naming only a run, an opened fork). */
+function adoptRunConfig(run) {
+  for (const f of configFields()) {
+    if (run.config && f.name in run.config) state.settings[f.name] = run.config[f.name];
+  }
+  state.settings.max_steps_per_s = run.max_steps_per_s ?? undefined;
+  afterSettingsChange();
+}
+
+async function fetchRun(runId) {
   try {
-    const run = await api.run(runId);
-    for (const f of configFields()) {
-      if (run.config && f.name in run.config) state.settings[f.name] = run.config[f.name];
-    }
-    state.settings.max_steps_per_s = run.max_steps_per_s ?? undefined;
-    afterSettingsChange();
+    return await api.run(runId);
   } catch (exc) {
     showErrors([{ field: null, msg: `run ${runId}: ${exc.message}` }]);
+    return null;
   }
 }
 
@@ -180,14 +187,23 @@ async function boot() {
   $('copy-link').addEventListener('click', () => copyLink($('copy-link')));
   fillGroups(state, (spec) => { state.settings.group = spec; afterSettingsChange(); });
   const hosts = mountPanels(state, PANELS, $('panels'));
-  mountRunsOverTime(state, debug); // replay, forks, inspector, exports, classroom
+  // replay, forks, inspector, exports, classroom; an opened run's settings fill the controls
+  mountRunsOverTime(state, debug, async (id, run) => {
+    const full = run?.config ? run : await fetchRun(id);
+    if (full && state.run?.id === id) {
+      adoptRunConfig(full);
+      state.run = { ...state.run, parent: full.parent ?? null, sweep: full.sweep ?? null };
+    }
+  });
   applyHidden(state.settings.hide);
   afterSettingsChange();
   $('start').addEventListener('click', start);
   $('stop').addEventListener('click', stop);
   if (state.settings.run) {
-    if (!urlHasConfig) await adoptRunConfig(state.settings.run);
+    const run = await fetchRun(state.settings.run);
+    if (run && !urlHasConfig) adoptRunConfig(run);
     attachRun(state, state.settings.run);
+    if (run) state.run = { ...state.run, parent: run.parent ?? null, sweep: run.sweep ?? null };
     if (Number.isFinite(state.settings.at)) pinStep(state, state.settings.at);
   }
   startRenderLoop(state, hosts, debug, updateStatus);

@@ -48,6 +48,18 @@ function forgetRun(host, state) {
   }
 }
 
+/** A stored run that kept no weight snapshots (e.g. a sweep's cell, or snapshot_every beyond
+ *  its steps): panels that wait for one say it will not come instead of waiting. */
+function markUnrecorded(hosts) {
+  for (const host of hosts) {
+    for (const note of host.body.querySelectorAll('[data-waiting]')) {
+      if (note.textContent === note.dataset.waiting && /snapshot/.test(note.textContent)) {
+        note.textContent = 'not recorded: this run kept no weight snapshots';
+      }
+    }
+  }
+}
+
 function showError(host, exc) {
   host.err.textContent = `This panel failed: ${exc?.message ?? exc}`;
   console.error(`panel ${host.panel.id}`, exc);
@@ -84,6 +96,7 @@ export function startRenderLoop(state, hosts, debug, onFrame = () => {}) {
       recordLatency(state, debug, drawnStep, t1);
     }
     if (drew) debug.redraws += 1;
+    if (state.recordedSnapshots === 0) markUnrecorded(hosts);
     onFrame(now);
     requestAnimationFrame(frame);
   };

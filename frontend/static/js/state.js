@@ -40,6 +40,7 @@ export function resetRunData(state) {
   state.stages = [];
   state.summary = null;
   state.scrub = null;
+  state.recordedSnapshots = null; // known once the stored run's snapshot list is read
   state.arrivals.clear();
   state.produced.clear();
   state.epoch += 1;

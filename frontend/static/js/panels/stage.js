@@ -3,6 +3,7 @@
 
 import { api } from '../api.js';
 import { pinnedStep } from '../scrub.js';
+import { TERMINAL } from '../session.js';
 import { currentStage } from '../state.js';
 import { stageInfo } from '../stages.js';
 
@@ -130,10 +131,16 @@ export default {
         const cur = at === null ? currentStage(state)
           : [...state.stages].reverse().find((s) => s.step <= at) ?? null;
         if (!cur) {
-          now.textContent = state.run ? 'no stage detected yet' : 'no run yet';
+          const ended = state.run && TERMINAL.has(state.run.status);
+          const cell = state.run?.sweep;
+          now.textContent = !state.run ? 'no run yet'
+            : ended ? 'no stages recorded' : 'no stage detected yet';
           now.style.color = '';
-          explain.textContent = state.run ? 'Stage I (lazy learning) usually comes first: ' +
-            stageInfo('lazy').says : 'Pick a preset and press Start.';
+          explain.textContent = !state.run ? 'Pick a preset and press Start.'
+            : cell ? `This run is cell ${cell.index} of sweep ${cell.id}: sweep cells record ` +
+              'their metrics, weight snapshots and outcome, not the stage detector\'s events.'
+              : ended ? 'The stage detector recorded nothing for this run.'
+                : 'Stage I (lazy learning) usually comes first: ' + stageInfo('lazy').says;
           evidence.replaceChildren();
           evidence.hidden = true;
           timeline.replaceChildren();

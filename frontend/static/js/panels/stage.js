@@ -148,7 +148,8 @@ export default {
           return undefined;
         }
         const info = stageInfo(cur.stage);
-        now.textContent = `${info.name} (since step ${cur.step})`;
+        now.replaceChildren(info.name, ' ', Object.assign(document.createElement('span'),
+          { className: 'since', textContent: `since step ${cur.step}` }));
         now.dataset.stage = cur.stage;
         explain.textContent = info.says;
         needs.replaceChildren(...nextBlock(state, vocab, cur, at));

@@ -14,7 +14,8 @@ function predictionFetcher(state, redraw) {
   let timer = null;
   let asked = '';
   return () => {
-    if (!state.fields?.length || !state.setSetting) return; // the watch page has no controls
+    // the watch page has no controls: it shows the broadcast run's own facts only
+    if (!state.fields?.some((f) => f.scope === 'config')) return;
     const body = configBody(state);
     const sig = JSON.stringify(body);
     if (sig === asked) return;

@@ -54,7 +54,8 @@ export function buildControls(state, onChange) {
       input.name = f.name;
       const label = document.createElement('label');
       label.htmlFor = input.id;
-      label.textContent = `${fieldLabel(f)}${f.unit ? ` (${f.unit})` : ''} `;
+      const unit = f.unit && !fieldLabel(f).includes(f.unit) ? ` (${f.unit})` : '';
+      label.textContent = `${fieldLabel(f)}${unit} `;
       const range = rangeText(f.bounds);
       if (range) label.append(Object.assign(document.createElement('span'),
         { className: 'range', textContent: range }));

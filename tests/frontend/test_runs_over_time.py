@@ -207,6 +207,11 @@ def test_fork_from_a_replayed_step_links_the_runs_and_marks_the_change(page, ser
     wait_for(page, f"({plot(page, 'curves')}.layout.shapes || []).some("
                    "s => s.name === 'marker-fork' && s.x0 === 60)", 10)
     assert page.evaluate(f"{plot(page, 'curves')}.data[0].x[0]") == 60
+    # the fork's own step range in the status, and its settings in the controls
+    wait_for(page, "document.querySelector('#status-progress').textContent"
+                   ".startsWith('step 120 / 120 (forked at 60)')", 10)
+    assert page.locator("#input-lr").input_value() == "0.005"
+    assert page.locator("#input-weight_decay").input_value() == "0"
     # and the parent links back to it
     page.click(f"#lineage-parent a[data-run='{parent['id']}']")
     wait_for(page, f"window.__li2.runId === '{parent['id']}' && window.__li2.runInfo && "

@@ -128,9 +128,9 @@ def test_compare_overlays_runs_and_diffs_only_changed_fields(page, server):
     groups = page.evaluate("document.querySelector('#compare-curves').data"
                            ".map(t => t.legendgroup)")
     assert groups.count(a["id"]) >= 4 and groups.count(b["id"]) >= 4
-    # runs are named for people (preset or settings), with a legend for the stage strip
+    # runs are named for people by what tells them apart, with a legend for the stage strip
     names = page.evaluate("document.querySelector('#compare-curves').data.map(t => t.name)")
-    assert any(n.startswith("Z23 · K=64") for n in names)
+    assert any(n.startswith("Z23 · lr=0.01 · η=0 (") for n in names)
     assert any(t == "stages" for t in page.evaluate(
         "document.querySelector('#compare-curves').data.map(t => t.legendgroup)"))
     test_acc = page.evaluate("document.querySelector('#compare-curves').data"

@@ -29,17 +29,27 @@ function writeHash() {
 }
 
 const words = { presets: [], schema: {} }; // for run names and setting labels
+const names = new Map(); // run id → its name on this page (settings that differ between runs)
+
+/** Names the runs shown by what tells them apart: the settings that differ among them. */
+function nameRuns(runs) {
+  const differ = differingFields(runs.map(({ d }) => d.run.config));
+  for (const { id, d } of runs) {
+    names.set(id, runName(d.run, differ.length ? differ.slice(0, 3) : undefined));
+  }
+}
+const nameOf = (id, run) => names.get(id) ?? runName(run);
 
 /** A run's name for a legend: its preset when the config is one, else a short description
  *  ("Z59 · K=512 · p=0.4 · η=2e-4"), with the id's start to tell equal setups apart. */
-export function runName(run) {
+export function runName(run, fields = ['hidden', 'train_fraction', 'weight_decay']) {
   const cfg = run?.config ?? {};
   const same = (p) => Object.entries(p.config).every(([k, v]) =>
     JSON.stringify(cfg[k] ?? null) === JSON.stringify(v ?? null));
   const preset = words.presets.find(same);
   const sym = (name) => words.schema[name]?.symbol || name;
-  const short = preset ? preset.name : [cfg.group, ...['hidden', 'train_fraction', 'weight_decay']
-    .filter((n) => n in cfg).map((n) => `${sym(n)}=${cfg[n]}`)].join(' · ');
+  const short = preset ? preset.name : [cfg.group, ...fields.filter((n) => n in cfg)
+    .map((n) => `${sym(n)}=${JSON.stringify(cfg[n])}`)].join(' · ');
   const fork = run?.parent ? ` · fork@${run.parent.step}` : '';
   return `${short}${fork} (${String(run?.id ?? '').slice(0, 4)})`;
 }
@@ -104,7 +114,7 @@ function drawCurves(runs) {
       line: { color: colour(i), width: dash === 'solid' ? 3 : 2, dash },
       hovertemplate: `${id} ${key} %{y:.3g} @ %{x}<extra></extra>`,
     });
-    const name = runName(d.run);
+    const name = nameOf(id, d.run);
     data.push(line('test_acc', 'y', 'solid', `${name}: test solid, train dotted`),
       line('train_acc', 'y', 'dot', `${name} train`),
       line('test_loss', 'y2', 'solid', `${name} test loss`),
@@ -132,8 +142,8 @@ function drawCurves(runs) {
   // a legend for the stage strip: one swatch per stage that any run reached
   const seen = [...new Set(runs.flatMap(({ d }) => d.stages.map((s) => s.stage)))];
   seen.forEach((stage, k) => data.push({ type: 'scatter', mode: 'markers', x: [null], y: [null],
-    yaxis: 'y3', name: stageInfo(stage).name, legendgroup: 'stages',
-    legendgrouptitle: k ? undefined : { text: 'stages' },
+    yaxis: 'y3', name: k ? stageInfo(stage).name : `stages: ${stageInfo(stage).name}`,
+    legendgroup: 'stages',
     marker: { symbol: 'square', size: 14, color: stageInfo(stage).colour } }));
   if (view.step !== null) {
     shapes.push({ type: 'line', xref: 'x', yref: 'paper', x0: view.step, x1: view.step, y0: 0,
@@ -148,9 +158,9 @@ function drawCurves(runs) {
     yaxis2: { title: { text: 'loss', standoff: 6 }, domain: [0.22, 0.5], type: 'log',
       exponentformat: 'power', dtick: 1, automargin: true },
     yaxis3: { domain: [0, 0.16], range: [-0.6, Math.max(runs.length, 1) - 0.4],
-      tickvals: runs.map((_, i) => i), ticktext: runs.map(({ d }) => runName(d.run)),
+      tickvals: runs.map((_, i) => i), ticktext: runs.map(({ id, d }) => nameOf(id, d.run)),
       autorange: false, showgrid: false, automargin: true },
-    legend: { orientation: 'v', x: 1.01, xanchor: 'left', y: 1 },
+    legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
     shapes,
   }));
 }
@@ -215,7 +225,7 @@ async function drawSpectra(runs) {
       zmin: 0, zmax: 1, showscale: i === runs.length - 1, customdata: nodes.map((j) =>
         new Array(c).fill(j)), hovertemplate: 'node %{customdata}<br>%{x}: %{z:.2f}<extra></extra>' }],
     baseLayout({ margin: { l: 40, r: 10, t: 36, b: 64 },
-      title: { text: `${runName(d.run)} · step ${snap.step}`, font: { color: colour(i) } },
+      title: { text: `${nameOf(id, d.run)} · step ${snap.step}`, font: { color: colour(i) } },
       xaxis: { type: 'category', tickangle: -45, nticks: 16 },
       yaxis: { showticklabels: false, autorange: 'reversed' } }));
     view.spectraSteps[id] = snap.step;
@@ -235,8 +245,8 @@ export function differingFields(configs) {
 function drawDiff(runs) {
   const configs = runs.map(({ d }) => d.run.config);
   view.diffFields = differingFields(configs);
-  const head = `<tr><th>setting</th>${runs.map(({ d }, i) => `<th>${swatch(i)}` +
-    `${escapeHtml(runName(d.run))}</th>`).join('')}</tr>`;
+  const head = `<tr><th>setting</th>${runs.map(({ id, d }, i) => `<th>${swatch(i)}` +
+    `${escapeHtml(nameOf(id, d.run))}</th>`).join('')}</tr>`;
   const rows = view.diffFields.map((n) => `<tr data-field="${escapeHtml(n)}"><td>` +
     `${escapeHtml(settingLabel(n))}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
     '</td>').join('')}</tr>`);
@@ -260,6 +270,7 @@ async function render() {
       $('compare-error').textContent += `run ${id}: ${exc.message}\n`;
     }
   }
+  nameRuns(runs);
   drawCurves(runs);
   drawDiff(runs);
   const bounds = stepBounds(runs);

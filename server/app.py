@@ -33,6 +33,7 @@ from .routes import (
     replay,
     runs,
     sweeps,
+    theory,
     vocabulary,
 )
 from .service import RunService
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
     app.add_exception_handler(RequestValidationError, _validation_error)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, predict, exports, bundles, classroom, sweeps,
-                   vocabulary):
+                   theory, vocabulary):
         app.include_router(module.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

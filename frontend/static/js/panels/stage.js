@@ -169,7 +169,7 @@ export default {
             : cell ? `This run is cell ${cell.index} of sweep ${cell.id}: sweep cells record ` +
               'their metrics, weight snapshots and outcome, not the stage detector\'s events.'
               : ended ? 'The stage detector recorded nothing for this run.'
-                : 'Stage I (lazy learning) usually comes first: ' + stageInfo('lazy').says;
+                : `${stageInfo('lazy').label} usually comes first: ${stageInfo('lazy').says}`;
           outcome.textContent = '';
           evidence.replaceChildren();
           evidence.hidden = true;
@@ -191,7 +191,9 @@ export default {
         needs.replaceChildren(...nextBlock(state, vocab, cur, at));
         const rule = cur.evidence?.rule;
         const parts = [Object.assign(document.createElement('summary'),
-          { textContent: `why the detector said ${cur.stage} at step ${cur.step}` })];
+          // the indicators are the values at the row the evidence became conclusive
+          { textContent: `why the detector said ${stageInfo(cur.stage).short} at step ` +
+            `${cur.evidence?.conclusive_step ?? cur.step}` })];
         if (rule) {
           parts.push(Object.assign(document.createElement('p'),
             { textContent: `Evidence: ${rule}` }));

@@ -52,7 +52,7 @@ export default {
   testid: 'theory-card',
   title: 'Theory card',
   caption: 'The Li₂ prediction for this setup before the run, and whether the run agreed.',
-  deps: ['run', 'stages', 'metrics', 'settings'],
+  deps: ['run', 'stages', 'settings'], // the run's summary (outcome) arrives with 'run'
   minInterval: 200,
   mount(container, state) {
     const body = document.createElement('div');

@@ -35,36 +35,62 @@ def cuda_has_bf16() -> bool:
     return not torch.cuda.is_available() or torch.cuda.is_bf16_supported()
 
 
+def _meta(label: str, symbol: str, section: str, unit: str = "") -> dict:
+    """Words every page shows for a field (label, symbol, unit, section of the controls);
+    the schema route hands them out with the bounds, so no page spells them itself."""
+    return {"label": label, "symbol": symbol, "section": section, "unit": unit}
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run; stored with it, so the stored config reproduces it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     group: str = Field("Z23", description="Group spec: Z<M>, products like Z4xZ7, D<n>, S<n>, "
-                       "or 'custom' with group_table", max_length=64)
+                       "or 'custom' with group_table", max_length=64,
+                       json_schema_extra=_meta("group", "G", "task"))
     group_table: list[list[int]] | None = Field(
-        None, description="Cayley table for group='custom' (row a, column b holds a·b)")
+        None, description="Cayley table for group='custom' (row a, column b holds a·b)",
+        json_schema_extra=_meta("Cayley table", "", "task"))
     train_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="p: fraction of the M² table "
-                                  "used for training")
-    hidden: int = Field(256, ge=1, le=4096, description="K: hidden width")
-    activation: Activation = "square"
-    loss: Loss = "mse"
-    optimizer: Optimizer = "adam"
-    lr: float = Field(5e-3, gt=0.0, le=1.0, description="learning rate")
+                                  "used for training",
+                                  json_schema_extra=_meta("train fraction", "p", "task"))
+    hidden: int = Field(256, ge=1, le=4096, description="K: hidden width",
+                        json_schema_extra=_meta("hidden width", "K", "network", "nodes"))
+    activation: Activation = Field("square", description="σ applied to the hidden layer",
+                                   json_schema_extra=_meta("activation", "σ", "network"))
+    loss: Loss = Field("mse", description="training loss (the theory assumes mse)",
+                       json_schema_extra=_meta("loss", "ℓ", "training"))
+    optimizer: Optimizer = Field("adam", description="full-batch optimizer",
+                                 json_schema_extra=_meta("optimizer", "", "training"))
+    lr: float = Field(5e-3, gt=0.0, le=1.0, description="learning rate",
+                      json_schema_extra=_meta("learning rate", "lr", "training"))
     weight_decay: float = Field(5e-5, ge=0.0, le=1.0, description="η (coupled L2 for adam/sgd, "
-                                "decoupled for adamw/muon)")
-    top_layer: TopLayer = "trained"
+                                "decoupled for adamw/muon)",
+                                json_schema_extra=_meta("weight decay", "η", "training"))
+    top_layer: TopLayer = Field("trained", description="V trained by the optimizer, or solved "
+                                "in closed form (ridge) at every step",
+                                json_schema_extra=_meta("top layer", "V", "network"))
     top_init_scale: float = Field(1.0, ge=0.0, le=10.0, description="multiplier on V(0); "
-                                  "0 = zero-init")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    steps: int = Field(1000, ge=1, le=100_000, description="full-batch optimizer steps")
-    eval_every: int = Field(1, ge=1, le=10_000, description="steps between metric rows")
-    snapshot_every: int = Field(25, ge=1, le=100_000, description="steps between weight snapshots")
-    device: Device = "auto"
+                                  "0 = zero-init",
+                                  json_schema_extra=_meta("top init scale", "V(0)", "network"))
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seeds the split and W(0), V(0)",
+                      json_schema_extra=_meta("seed", "", "training"))
+    steps: int = Field(1000, ge=1, le=100_000, description="full-batch optimizer steps",
+                       json_schema_extra=_meta("steps", "T", "training", "steps"))
+    eval_every: int = Field(1, ge=1, le=10_000, description="steps between metric rows",
+                            json_schema_extra=_meta("metrics every", "", "measuring", "steps"))
+    snapshot_every: int = Field(25, ge=1, le=100_000, description="steps between weight snapshots",
+                                json_schema_extra=_meta("snapshot every", "", "measuring",
+                                                        "steps"))
+    device: Device = Field("auto", description="where torch trains (auto: CUDA if present)",
+                           json_schema_extra=_meta("device", "", "measuring"))
     engine: Engine = Field("fused", description="training step: fused (chunked, hand-written "
-                           "backward) or autograd (the reference)")
+                           "backward) or autograd (the reference)",
+                           json_schema_extra=_meta("engine", "", "measuring"))
     precision: Precision = Field("fp32", description="bf16 runs the large matrix products in "
-                                 "bfloat16 (weights, optimizer state, loss and metrics stay fp32)")
+                                 "bfloat16 (weights, optimizer state, loss and metrics stay fp32)",
+                                 json_schema_extra=_meta("precision", "", "measuring"))
 
     @field_validator("group")
     @classmethod
@@ -130,12 +156,14 @@ class RunConfig(BaseModel):
 
 
 def field_bounds() -> dict:
-    """Bounds and choices per field, for UIs that must not duplicate them (JSON schema subset)."""
+    """Bounds, choices and words (label, symbol, unit, help) per field, for UIs that must not
+    duplicate them (a JSON schema subset)."""
     schema = RunConfig.model_json_schema()
     out = {}
     for name, prop in schema["properties"].items():
         keep = {k: prop[k] for k in ("type", "minimum", "maximum", "exclusiveMinimum",
-                                     "exclusiveMaximum", "enum", "default", "description")
+                                     "exclusiveMaximum", "enum", "default", "description",
+                                     "label", "symbol", "section", "unit")
                 if k in prop}
         if "anyOf" in prop:
             keep["nullable"] = True

@@ -149,7 +149,8 @@ class StageDetector:
         notes = [] if self.interactive else [INTERACTIVE_NOT_CLAIMED.format(components=self.c)]
         if not self._inherited:
             return [self._emit(step, step, "lazy", "first row: W at its random init, V starts "
-                               "to fit the training set (Stage I)", base, {}, notes=notes)]
+                               "to fit the training set (Stage I)", base, {}, notes=notes,
+                               components=self.c)]  # the stage card scales coverage by it
         out = []
         for rec in self._inherited:
             ev = dict(rec.get("evidence") or {})

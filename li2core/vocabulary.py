@@ -132,6 +132,45 @@ def agreement(verdict: str | None, outcome: str | None) -> str:
     return "came_true" if outcome == expects else "failed"
 
 
+# -- the stage detector's indicators in a student's words (stage card; li2core.stage_words) ---
+# name (a key of a StageChange's evidence.indicators, or a metrics column) → label, symbol as a
+# hint, one line of help
+INDICATORS: dict[str, dict[str, str]] = {
+    name: {"label": label, "symbol": symbol, "help": help_}
+    for name, (label, symbol, help_) in {
+        "train_acc": ("training accuracy", "acc_train",
+                      "share of the training pairs the network answers right"),
+        "test_acc": ("test accuracy", "acc_test",
+                     "share of the unseen pairs answered right: chance is 1/M"),
+        "test_lift": ("test accuracy above chance", "lift",
+                      "(acc_test − 1/M)/(1 − 1/M): 0 at chance, 1 when every unseen pair is right"),
+        "test_lift_gain": ("lift gained lately", "Δlift (window)",
+                           "how much the lift rose over the last window of steps"),
+        "conc_mean": ("how focused the nodes are", "conc",
+                      "mean focus of a node on its strongest component, normalised for the "
+                      "component sizes: 0 = random, 1 = one component"),
+        "conc_init": ("focus at the start", "conc₀", "the same at the first row, from random W"),
+        "conc_rise": ("focus gained", "Δconc",
+                      "how far the focus has moved from its start towards 1"),
+        "coverage": ("components covered", "#covered",
+                     "components that at least one locked node has learned"),
+        "gf_align": ("gradient carries the labels", "cos(G_F, ỸỸᵀF̃)",
+                     "alignment of the back-propagated gradient with the label structure"),
+        "components": ("components of the group", "C",
+                       "irreducible pieces the features can be"),
+        "t_fit": ("step the training set was fitted", "t_fit",
+                  "first step with training accuracy at the fit threshold"),
+        "gf_peak_step": ("step of the strongest gradient", "argmax ‖G_F‖",
+                         "where the back-propagated gradient peaked"),
+        "rise_last_window": ("focus gained lately", "Δconc (window)",
+                             "focus gained over the last window of steps"),
+        "memorising_share": ("share of memorising nodes", "mem / active",
+                             "nodes focused on single training pairs, over active nodes"),
+        "window": ("window", "steps", "steps over which a trend or a stall is judged"),
+    }.items()
+}
+
+
 GF_SCALE = (
     "‖G_F‖ here is the gradient of the code's loss (mean over the n training rows, no ½), so it "
     "is 2/n times the paper's G_F = P⊥(Y − FV)Vᵀ for J = ½‖·‖²: multiply by n/2 = {factor} "
@@ -142,6 +181,6 @@ def as_dict() -> dict:
     """Everything above as JSON for the frontend."""
     return {"outcomes": OUTCOMES, "stages": STAGES, "verdicts": VERDICTS,
             "agreement": AGREEMENT, "interactive_not_claimed": INTERACTIVE_NOT_CLAIMED,
-            "gf_scale": GF_SCALE,
+            "gf_scale": GF_SCALE, "indicators": INDICATORS,
             "rule": {"train_fit": TRAIN_FIT, "generalised_test_acc": GENERALISED_TEST_ACC,
                      "near_chance": NEAR_CHANCE, "rising": RISING}}

@@ -1,10 +1,13 @@
-"""Screenshot of the dashboard mid-run (docs/screenshot.png), plus the page's live drawing numbers.
+"""README screenshots: the dashboard mid-run (docs/screenshot.png) and projector mode
+(docs/screenshot-present.png), plus the page's live drawing numbers.
 
 Starts `li2 serve` on a free port with a temporary data dir, opens the page in headless
-Debian chromium, runs the `lecture` preset at a lecture-friendly speed cap, and captures the
-page once the run is well past its first stage change.
+Debian chromium, runs the cold default (the `lecture` preset) at a lecture-friendly speed cap,
+and captures the page once the run is well past its first stage change; then opens the same
+run in projector mode (?present=1) at 1280x720 and captures the first view.
 
-    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--speed 30] [--at-step 120]
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png]
+        [--present-out docs/screenshot-present.png] [--speed 30] [--at-step 120]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tests.frontend.helpers import (  # noqa: E402  (after the path fix)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    ap.add_argument("--present-out", type=Path, default=ROOT / "docs" / "screenshot-present.png")
     ap.add_argument("--speed", default="30", help="steps/s cap for the run")
     ap.add_argument("--at-step", type=int, default=120, help="capture once this step is drawn")
     ap.add_argument("--width", type=int, default=1920)
@@ -47,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": args.width, "height": args.height})
-                open_dashboard(page, srv.url)
-                page.select_option("#preset", "lecture")
+                open_dashboard(page, srv.url)  # the cold default: the lecture preset
                 set_field(page, "max_steps_per_s", args.speed)
                 page.click("#start")
                 wait_for(page, "window.__li2.lastStep >= 0", 180)
@@ -71,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                     "latency_samples": len(lat),
                     "worker_to_screen_median_ms": round(e2e[len(e2e) // 2], 1) if e2e else None,
                 }))
+                # the same run, on the projector: the first view at 1280x720, nothing else
+                room = browser.new_page(viewport={"width": 1280, "height": 720})
+                room.goto(f"{srv.url}/?present=1&run={li2(page, 'runId')}")
+                room.wait_for_function("window.__li2 && window.__li2.ready === true")
+                wait_for(room, f"window.__li2.lastStep >= {args.at_step} && "
+                               "window.__li2.stage !== null", 120)
+                time.sleep(1.0)
+                room.screenshot(path=str(args.present_out))
+                print(json.dumps({"screenshot": str(args.present_out)}))
                 browser.close()
         finally:
             srv.stop()

@@ -37,6 +37,7 @@ from .routes import (
     replay,
     runs,
     sweeps,
+    theory,
     vocabulary,
 )
 from .service import RunService
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
     app.add_exception_handler(JobConflict, _job_conflict)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, predict, exports, bundles, classroom, sweeps,
-                   vocabulary):
+                   theory, vocabulary):
         app.include_router(module.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

@@ -1,8 +1,11 @@
 """Classroom broadcasts: a short code shows one run, read-only, to any number of viewers.
 
-Each open watch page holds one websocket (/ws/watch/<code>); the count of those per run is
-pushed to every one of them (and to the instructor's page) whenever it changes. Codes survive
-a restart in ``<data_dir>/broadcasts.json`` when the server keeps its runs on disk.
+A broadcast is a server object owned by the instructor: it lives until it is ended, is listed
+for any of the instructor's browsers (GET /api/broadcasts), and a code can be moved to the next
+run so the class follows. Each open watch page holds one websocket (/ws/watch/<code>); the count
+of those per run is pushed to every one of them (and to the instructor's page) whenever it
+changes. Broadcasts survive a restart in ``<data_dir>/broadcasts.json`` when the server keeps
+its runs on disk.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -55,26 +59,40 @@ class Classroom:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self.codes: dict[str, str] = self._load()
+        self.codes: dict[str, str] = {}  # code → run shown
+        self.created: dict[str, float] = {}  # code → Unix time it was opened
+        self._load()
         self.watchers: dict[str, set[Watcher]] = {}
 
-    def _load(self) -> dict[str, str]:
+    def _load(self) -> None:
         if self.path is None or not self.path.exists():
-            return {}
+            return
         try:
             data = json.loads(self.path.read_text())
-            return {normalise(c): str(r) for c, r in data.items()}
-        except (OSError, ValueError, AttributeError) as exc:
+            # {"broadcasts": {code: {run_id, created}}}; an older file maps code → run id
+            items = data["broadcasts"] if "broadcasts" in data else {
+                c: {"run_id": r} for c, r in data.items()}
+            for code, item in items.items():
+                self.codes[normalise(code)] = str(item["run_id"])
+                self.created[normalise(code)] = float(item.get("created", 0.0))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return {}
+            self.codes, self.created = {}, {}
 
     def _save(self) -> None:
         if self.path is None:
             return
         tmp = self.path.with_suffix(".tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(self.codes))
+        tmp.write_text(json.dumps({"broadcasts": {
+            c: {"run_id": r, "created": self.created.get(c, 0.0)} for c, r in self.codes.items()}}))
         os.replace(tmp, self.path)  # atomic: a crash never leaves half a file
+
+    def listing(self) -> list[dict]:
+        """Every open broadcast, newest first: {code, run_id, viewers, created}."""
+        return sorted(({"code": c, "run_id": r, "viewers": self.viewers(r),
+                        "created": self.created.get(c, 0.0)} for c, r in self.codes.items()),
+                      key=lambda b: -b["created"])
 
     # -- codes ---------------------------------------------------------------------------------
     def run_of(self, code: str) -> str | None:
@@ -96,6 +114,7 @@ class Classroom:
                 code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
         before = self.codes.get(code)
         self.codes[code] = run_id
+        self.created.setdefault(code, time.time())
         self._save()
         if before is not None and before != run_id:
             self._notify(before)
@@ -107,6 +126,7 @@ class Classroom:
         run_id = self.codes.pop(code, None)
         if run_id is None:
             return False
+        self.created.pop(code, None)
         self._save()
         for watcher in self.watchers.pop(code, set()):
             watcher.offer({"type": "ended", "code": code})

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wall-time-limit", type=float, help="seconds a run may take (default 3600)")
     p.add_argument("--allowed-origins",
                    help="comma-separated extra origins allowed on the websocket")
+    p.add_argument("--public-url",
+                   help="address students reach this server at (classroom links and QR codes), "
+                        "e.g. http://10.0.0.5:8000")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -63,7 +66,8 @@ def serve_command(argv: list[str]) -> int:
             database_url=args.database, runner=args.runner, ray_address=args.ray_address,
             max_jobs=args.max_jobs,
             quota=args.quota, instructor_token=args.instructor_token,
-            wall_time_limit=args.wall_time_limit, allowed_origins=args.allowed_origins)
+            wall_time_limit=args.wall_time_limit, allowed_origins=args.allowed_origins,
+            public_url=args.public_url)
     except SettingsError as exc:
         print(f"li2 serve: {exc}", file=sys.stderr)
         return 2

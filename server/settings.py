@@ -61,6 +61,8 @@ class Settings(BaseModel):
     replay_buffer_bytes: int = Field(8 << 20, ge=1 << 16, le=1 << 30)
     viewer_backlog: int = Field(4096, ge=16, le=1_000_000, description="unsent text frames "
                                 "before a viewer is dropped as too slow")
+    public_url: str | None = Field(None, description="address students reach the server at, "
+                                   "e.g. http://10.0.0.5:8000 (classroom links, QR codes)")
     bundle_max_bytes: int = Field(256 << 20, ge=1 << 10, le=4 << 30,
                                   description="largest run bundle POST /api/bundles accepts")
 
@@ -119,6 +121,17 @@ class Settings(BaseModel):
                 raise ValueError(f"{origin!r} is not an origin like https://host[:port] "
                                  "(wildcards are refused)")
         return origins
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, v):
+        if v is None or v == "":
+            return None
+        parts = urlsplit(str(v).strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+                or parts.fragment:
+            raise ValueError(f"{v!r} is not an address like http://host[:port][/prefix]")
+        return str(v).strip().rstrip("/")
 
     @field_validator("data_dir")
     @classmethod

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 from html import escape
 from pathlib import Path
 
-from fastapi import APIRouter, Body, HTTPException, Response, WebSocket
+import segno
+from fastapi import APIRouter, Body, HTTPException, Request, Response, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 
 import frontend
@@ -26,18 +28,28 @@ from .lookup import stored_run
 router = APIRouter(tags=["classroom"])
 
 WATCH_PAGE = Path(frontend.__file__).parent / "static" / "watch.html"
+JOIN_PAGE = Path(frontend.__file__).parent / "static" / "join.html"
 
 
-def _broadcast_view(classroom, code: str) -> dict:
+def share_base(request: Request, settings) -> str:
+    """Where students reach the server: the configured public URL, else the address this
+    request came in on (a loopback one only works on the instructor's own machine)."""
+    return settings.public_url or str(request.base_url).rstrip("/")
+
+
+def _broadcast_view(classroom, code: str, base: str | None = None) -> dict:
     run_id = classroom.run_of(code)
-    return {"code": code, "run_id": run_id, "viewers": classroom.viewers(run_id),
-            "url": f"/watch/{code}"}
+    view = {"code": code, "run_id": run_id, "viewers": classroom.viewers(run_id),
+            "url": f"/watch/{code}", "qr": f"/api/broadcasts/{code}/qr.svg"}
+    if base is not None:
+        view["share_url"] = f"{base}/watch/{code}"
+    return view
 
 
 @router.post("/api/runs/{run_id}/broadcast", status_code=201)
 async def broadcast_run(
-    run_id: str, store: StoreDep, settings: SettingsDep, classroom: ClassroomDep,
-    _: InstructorDep,
+    run_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+    classroom: ClassroomDep, _: InstructorDep,
     code: str | None = Body(None, embed=True, max_length=16,
                             description="an existing code to switch to this run"),
 ) -> dict:
@@ -51,24 +63,49 @@ async def broadcast_run(
     except KeyError:
         raise HTTPException(422, [{"loc": ["body", "code"], "type": "value_error",
                                    "msg": f"code: no broadcast {code!r} to switch"}]) from None
-    return _broadcast_view(classroom, code)
+    return _broadcast_view(classroom, code, share_base(request, settings))
 
 
 @router.get("/api/runs/{run_id}/broadcast")
-async def run_broadcast(run_id: str, store: StoreDep, classroom: ClassroomDep) -> dict:
+async def run_broadcast(run_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                        classroom: ClassroomDep) -> dict:
     """The run's broadcast, or code null when it has none (pages ask on every run they show)."""
     await stored_run(store, run_id)
     code = classroom.code_of(run_id)
     if code is None:
         return {"code": None, "run_id": run_id, "viewers": 0, "url": None}
-    return _broadcast_view(classroom, code)
+    return _broadcast_view(classroom, code, share_base(request, settings))
+
+
+@router.get("/api/broadcasts")
+async def list_broadcasts(request: Request, settings: SettingsDep, classroom: ClassroomDep,
+                          _: InstructorDep) -> dict:
+    """The open broadcasts, so any of the instructor's browsers can reuse or end them."""
+    base = share_base(request, settings)
+    return {"public_url": settings.public_url, "broadcasts": [
+        {**b, **_broadcast_view(classroom, b["code"], base)} for b in classroom.listing()]}
+
+
+@router.get("/api/broadcasts/{code}/qr.svg", include_in_schema=False)
+async def broadcast_qr(code: str, request: Request, settings: SettingsDep,
+                       classroom: ClassroomDep) -> Response:
+    """The share link as a QR code (SVG), for the projector."""
+    code = code.strip().upper()
+    if classroom.run_of(code) is None:
+        raise HTTPException(404, f"no broadcast with code {code!r}")
+    url = f"{share_base(request, settings)}/watch/{code}"
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=8, border=2, title=url)
+    return Response(out.getvalue(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/broadcasts/{code}")
-async def get_broadcast(code: str, classroom: ClassroomDep, service: ServiceDep) -> dict:
+async def get_broadcast(code: str, request: Request, settings: SettingsDep,
+                        classroom: ClassroomDep, service: ServiceDep) -> dict:
     if classroom.run_of(code) is None:
         raise HTTPException(404, f"no broadcast with code {code!r}")
-    view = _broadcast_view(classroom, code.strip().upper())
+    view = _broadcast_view(classroom, code.strip().upper(), share_base(request, settings))
     with contextlib.suppress(Exception):  # the run may have been deleted since
         view["run"] = await service.get(view["run_id"])
     return view
@@ -79,6 +116,12 @@ async def end_broadcast(code: str, classroom: ClassroomDep, _: InstructorDep) ->
     if not classroom.end(code):
         raise HTTPException(404, f"no broadcast with code {code!r}")
     return Response(status_code=204)
+
+
+@router.get("/watch", include_in_schema=False)
+async def join_page():
+    """The student's page: type the code from the projector, nothing else."""
+    return FileResponse(JOIN_PAGE, media_type="text/html")
 
 
 @router.get("/watch/{code}", include_in_schema=False)

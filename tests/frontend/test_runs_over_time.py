@@ -125,10 +125,16 @@ def test_compare_overlays_runs_and_diffs_only_changed_fields(page, server):
                                      "[r.dataset.field, [...r.cells].slice(1).map(c => "
                                      "c.textContent)])")
     assert dict(rows) == {"lr": ["0.02", "0.01"], "weight_decay": ["0.0005", "0"]}
+    groups = page.evaluate("document.querySelector('#compare-curves').data"
+                           ".map(t => t.legendgroup)")
+    assert groups.count(a["id"]) >= 4 and groups.count(b["id"]) >= 4
+    # runs are named for people by what tells them apart, with a legend for the stage strip
     names = page.evaluate("document.querySelector('#compare-curves').data.map(t => t.name)")
-    assert sum(a["id"] in n for n in names) >= 4 and sum(b["id"] in n for n in names) >= 4
+    assert any(n.startswith("Z23 · lr=0.01 · η=0 (") for n in names)
+    assert any(t == "stages" for t in page.evaluate(
+        "document.querySelector('#compare-curves').data.map(t => t.legendgroup)"))
     test_acc = page.evaluate("document.querySelector('#compare-curves').data"
-                             ".filter(t => t.name.includes('solid test')).map(t => t.y)")
+                             ".filter(t => t.name.includes('test solid')).map(t => t.y)")
     rows_a = httpx.get(f"{server.url}/api/runs/{a['id']}/metrics").json()["rows"]
     assert test_acc[0] == [r["test_acc"] for r in rows_a]  # the very numbers, overlaid
     bands = page.evaluate("document.querySelector('#compare-curves').layout.shapes"
@@ -201,6 +207,11 @@ def test_fork_from_a_replayed_step_links_the_runs_and_marks_the_change(page, ser
     wait_for(page, f"({plot(page, 'curves')}.layout.shapes || []).some("
                    "s => s.name === 'marker-fork' && s.x0 === 60)", 10)
     assert page.evaluate(f"{plot(page, 'curves')}.data[0].x[0]") == 60
+    # the fork's own step range in the status, and its settings in the controls
+    wait_for(page, "document.querySelector('#status-progress').textContent"
+                   ".startsWith('step 120 / 120 (forked at 60)')", 10)
+    assert page.locator("#input-lr").input_value() == "0.005"
+    assert page.locator("#input-weight_decay").input_value() == "0"
     # and the parent links back to it
     page.click(f"#lineage-parent a[data-run='{parent['id']}']")
     wait_for(page, f"window.__li2.runId === '{parent['id']}' && window.__li2.runInfo && "

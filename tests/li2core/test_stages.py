@@ -33,6 +33,7 @@ def test_first_row_is_lazy_with_evidence():
     assert {"rule", "indicators", "thresholds", "onset_step", "conclusive_step"} <= set(ev.evidence)
     assert ev.evidence["indicators"]["conc_mean"] == pytest.approx(0.2)
     assert ev.evidence["notes"] == []  # 10 components: Stage III can be told apart
+    assert ev.evidence["components"] == 10  # the stage card's coverage targets need C
     assert det.update(_row(1, 0.2, 0.1, 0.2, 0)) == []
 
 

@@ -127,4 +127,47 @@ def test_only_an_on_disk_server_keeps_codes_in_its_data_dir(tmp_path):
     on_disk = classroom_of("sqlite")
     assert on_disk.path == tmp_path / "broadcasts.json"
     code = on_disk.broadcast("run-1")
-    assert json.loads(on_disk.path.read_text()) == {code: "run-1"}
+    saved = json.loads(on_disk.path.read_text())["broadcasts"]
+    assert list(saved) == [code] and saved[code]["run_id"] == "run-1"
+
+
+def test_an_older_codes_file_still_loads(tmp_path):
+    path = tmp_path / "broadcasts.json"
+    path.write_text(json.dumps({"abc234": "run-7"}))  # code → run id, before listing existed
+    assert Classroom(path).run_of("ABC234") == "run-7"
+
+
+def test_broadcasts_are_listed_for_any_of_the_instructors_browsers(lecture):
+    c, run, code = lecture
+    assert c.get("/api/broadcasts").status_code == 401  # the list is the instructor's
+    listing = c.get("/api/broadcasts", headers=TOKEN).json()
+    assert [b["code"] for b in listing["broadcasts"]] == [code]
+    item = listing["broadcasts"][0]
+    assert item["run_id"] == run["id"] and item["share_url"].endswith(f"/watch/{code}")
+    # a second browser reuses the open code for the next run instead of making a new one
+    nxt = c.post("/api/runs", json=FAKE, headers=TOKEN).json()
+    wait_status(c, nxt["id"], "completed")
+    again = c.post(f"/api/runs/{nxt['id']}/broadcast", json={"code": code}, headers=TOKEN)
+    assert again.json()["code"] == code
+    assert c.get("/api/broadcasts", headers=TOKEN).json()["broadcasts"][0]["run_id"] == nxt["id"]
+    # ended explicitly: gone from the list
+    assert c.delete(f"/api/broadcasts/{code}", headers=TOKEN).status_code == 204
+    assert c.get("/api/broadcasts", headers=TOKEN).json()["broadcasts"] == []
+
+
+def test_share_link_uses_the_public_url_and_comes_as_a_qr_code(make_client):
+    c = make_client(instructor_token=SECRET, public_url="http://10.1.2.3:8000/")
+    run = c.post("/api/runs", json=FAKE, headers=TOKEN).json()
+    wait_status(c, run["id"], "completed")
+    info = c.post(f"/api/runs/{run['id']}/broadcast", headers=TOKEN).json()
+    assert info["share_url"] == f"http://10.1.2.3:8000/watch/{info['code']}"
+    qr = c.get(info["qr"])
+    assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in qr.content and info["share_url"].encode() in qr.content  # its title
+    assert c.get("/api/broadcasts/NOSUCH/qr.svg").status_code == 404
+
+
+def test_the_student_page_needs_only_the_code(lecture):
+    c, _, code = lecture
+    page = c.get("/watch")
+    assert page.status_code == 200 and 'id="join-code"' in page.text

@@ -55,3 +55,17 @@ def test_data_dir_must_not_be_a_file(tmp_path):
     f.write_text("x")
     with pytest.raises(SettingsError, match="data_dir"):
         Settings.load({}, data_dir=str(f))
+
+
+def test_public_url_must_be_an_address():
+    from server.settings import Settings, SettingsError
+
+    assert Settings.load({}, public_url="http://10.0.0.5:8000/").public_url == \
+        "http://10.0.0.5:8000"
+    for bad in ("10.0.0.5:8000", "ftp://x", "http://x/?a=1"):
+        try:
+            Settings.load({}, public_url=bad)
+        except SettingsError as exc:
+            assert "public_url" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")

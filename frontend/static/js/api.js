@@ -54,9 +54,24 @@ export async function fetchData(url, init, knownFields = new Set()) {
   if (!resp.ok) {
     const detail = data && typeof data === 'object' && 'detail' in data ? data.detail : data;
     const errs = fieldErrorsFromDetail(detail ?? resp.statusText, knownFields);
-    throw new ApiError(resp.status, errs.map((e) => e.msg).join('; '), errs);
+    const err = new ApiError(resp.status, errs.map((e) => e.msg).join('; '), errs);
+    err.detail = detail; // the raw FastAPI detail, for pages that show nested locations
+    throw err;
   }
   return data;
+}
+
+/** A stored snapshot at or before `step` as raw bytes (protocol.js decodes them). */
+export async function snapshotBytes(runId, step) {
+  const url = `/api/runs/${encodeURIComponent(runId)}/snapshot?step=${step}`;
+  let resp;
+  try {
+    resp = await fetch(url);
+  } catch (exc) {
+    throw new ApiError(0, `cannot reach the server (${exc.message})`);
+  }
+  if (!resp.ok) throw new ApiError(resp.status, `no snapshot at or before step ${step}`);
+  return resp.arrayBuffer();
 }
 
 export async function request(method, path, { body, query, headers, knownFields } = {}) {
@@ -77,7 +92,15 @@ export const api = {
   groups: () => request('GET', '/api/groups'),
   group: (spec) => request('GET', `/api/groups/${encodeURIComponent(spec)}`),
   presets: () => request('GET', '/api/presets'),
+  predict: (config, knownFields) => request('POST', '/api/theory/predict',
+    { body: config, knownFields }),
+  indicators: () => request('GET', '/api/theory/indicators'),
+  broadcast: (code) => request('GET', `/api/broadcasts/${encodeURIComponent(code)}`),
+  broadcasts: (headers) => request('GET', '/api/broadcasts', { headers }),
+  endBroadcast: (code, headers) => request('DELETE',
+    `/api/broadcasts/${encodeURIComponent(code)}`, { headers }),
   run: (id) => request('GET', `/api/runs/${encodeURIComponent(id)}`),
+  snapshotSteps: (id) => request('GET', `/api/runs/${encodeURIComponent(id)}/snapshots`),
   cancel: (id, headers) => request('POST', `/api/runs/${encodeURIComponent(id)}/cancel`,
     { headers }),
   start: (config, query, headers, knownFields) =>

@@ -1,17 +1,11 @@
 // Classroom mode on the instructor's dashboard: broadcast the attached run under a short code
 // (students open /watch/<code>), and see how many are watching, live.
 
-import { tokenHeaders } from './api.js';
+import { api, tokenHeaders } from './api.js';
 import { history, wsUrl } from './history-api.js';
+import { el } from './html.js';
 
-const CODE_KEY = 'li2-broadcast-code'; // the class's code: the next broadcast reuses it
 const RETRY_MS = 2000;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** A websocket on /ws/watch/<code> that reconnects; onMessage gets each JSON message. */
 export function watchSocket(code, { counted, onMessage, onClose = () => {} }) {
@@ -36,20 +30,45 @@ export function watchSocket(code, { counted, onMessage, onClose = () => {} }) {
   };
 }
 
+/** The big card for the room: the code, the address students type, and its QR code. */
+function roomDialog() {
+  const dlg = el('dialog', { id: 'broadcast-dialog', className: 'room-card' });
+  dlg.setAttribute('aria-label', 'class code for the room');
+  document.body.append(dlg);
+  return (info) => {
+    const close = el('button', { type: 'button', textContent: 'close' });
+    close.addEventListener('click', () => dlg.close());
+    const qr = el('img', { src: info.qr, alt: `QR code of ${info.share_url}`, id: 'broadcast-qr' });
+    dlg.replaceChildren(el('p', { className: 'room-code', textContent: info.code }),
+      el('p', { className: 'room-url', textContent: info.share_url }), qr,
+      el('p', { className: 'hint', textContent: 'Or open the address without the code and ' +
+        'type it in.' }), close);
+    dlg.showModal();
+    close.focus();
+  };
+}
+
 export function mountBroadcast(state, parent) {
   const button = el('button', { type: 'button', id: 'broadcast', textContent: 'Broadcast to class' });
   const code = el('span', { id: 'broadcast-code', className: 'broadcast-code' });
   const link = el('a', { id: 'broadcast-link', target: '_blank' });
   const viewers = el('span', { id: 'broadcast-viewers' });
-  const stopButton = el('button', { type: 'button', id: 'broadcast-end', textContent: 'end' });
+  const stopButton = el('button', { type: 'button', id: 'broadcast-end', textContent: 'end',
+    title: 'end this broadcast: its watch pages stop following' });
+  const bigButton = el('button', { type: 'button', id: 'broadcast-big',
+    textContent: 'show code large' });
+  const warn = el('p', { className: 'hint', id: 'broadcast-public' });
   const shown = el('div', { className: 'broadcast-shown', hidden: true },
-    code, ' ', stopButton, el('br'), link, el('br'), viewers);
+    code, ' ', bigButton, ' ', stopButton, el('br'), link, el('br'), viewers, warn);
+  const others = el('ul', { className: 'broadcast-list', id: 'broadcast-list' });
   const message = el('p', { className: 'field-error', id: 'broadcast-error' });
   const box = el('div', { className: 'control-block', id: 'block-broadcast' },
-    el('label', { textContent: 'classroom' }), button, shown, message);
+    el('label', { textContent: 'classroom' }), button, shown, others, message);
   parent.append(box);
+  const showLarge = roomDialog();
   let socket = null;
-  let current = null; // {code, run_id}
+  let current = null; // {code, run_id, share_url, qr}
+  let open = []; // every open broadcast on the server (any browser of the instructor's)
 
   function watch(info) {
     socket?.close();
@@ -57,7 +76,10 @@ export function mountBroadcast(state, parent) {
     shown.hidden = false;
     code.textContent = info.code;
     link.href = info.url;
-    link.textContent = `${window.location.origin}${info.url}`;
+    link.textContent = info.share_url ?? `${window.location.origin}${info.url}`;
+    const loopback = /^https?:\/\/(127\.|localhost|\[::1\])/.test(link.textContent);
+    warn.textContent = loopback ? 'This address only works on this machine: start the ' +
+      'server with --public-url (LI2_PUBLIC_URL) set to the address students can reach.' : '';
     viewers.textContent = `${info.viewers} watching`;
     socket = watchSocket(info.code, {
       counted: false,
@@ -70,27 +92,40 @@ export function mountBroadcast(state, parent) {
           socket?.close();
           shown.hidden = true;
           current = null;
+          refreshList();
         }
       },
     });
   }
 
-  async function broadcast() {
+  /** The server's open broadcasts: the instructor's other browsers see the same list. */
+  async function refreshList() {
+    try {
+      open = (await api.broadcasts(tokenHeaders())).broadcasts;
+    } catch {
+      open = []; // no token yet: the list appears once one is given
+    }
+    others.replaceChildren(...open.filter((b) => b.code !== current?.code).map((b) => {
+      const use = el('button', { type: 'button', textContent: `use ${b.code}`,
+        title: `show the run on screen to the class following ${b.code}` });
+      use.addEventListener('click', () => broadcast(b.code));
+      const end = el('button', { type: 'button', textContent: 'end' });
+      end.setAttribute('aria-label', `end broadcast ${b.code}`);
+      end.addEventListener('click', () => endCode(b.code));
+      return el('li', {}, `${b.code} · run ${b.run_id} · ${b.viewers} watching `, use, ' ', end);
+    }));
+  }
+
+  async function broadcast(reuse) {
     const runId = state.run?.id;
     if (!runId) return;
     message.textContent = '';
-    const remembered = localStorage.getItem(CODE_KEY);
+    // the class keeps its code: switch the one on screen, else the newest open one
+    const code = reuse ?? current?.code ?? open[0]?.code;
     try {
-      let info;
-      try {
-        info = await history.broadcast(runId, remembered || undefined);
-      } catch (exc) {
-        if (!remembered || exc.status !== 422) throw exc;
-        localStorage.removeItem(CODE_KEY); // that code has ended: start a new one
-        info = await history.broadcast(runId);
-      }
-      localStorage.setItem(CODE_KEY, info.code);
+      const info = await history.broadcast(runId, code || undefined);
       watch(info);
+      refreshList();
     } catch (exc) {
       message.textContent = exc.message;
       if (exc.status === 401 || exc.status === 403) {
@@ -99,23 +134,27 @@ export function mountBroadcast(state, parent) {
     }
   }
 
-  async function end() {
-    if (!current) return;
+  async function endCode(which) {
     try {
-      const resp = await fetch(`/api/broadcasts/${encodeURIComponent(current.code)}`, {
-        method: 'DELETE', headers: tokenHeaders() });
-      if (!resp.ok && resp.status !== 404) throw new Error(`could not end it (${resp.status})`);
-      localStorage.removeItem(CODE_KEY);
+      await api.endBroadcast(which, tokenHeaders());
+    } catch (exc) {
+      if (exc.status !== 404) {
+        message.textContent = exc.message;
+        return;
+      }
+    }
+    if (current?.code === which) {
       socket?.close();
       shown.hidden = true;
       current = null;
-    } catch (exc) {
-      message.textContent = exc.message;
     }
+    refreshList();
   }
 
-  button.addEventListener('click', broadcast);
-  stopButton.addEventListener('click', end);
+  button.addEventListener('click', () => broadcast());
+  stopButton.addEventListener('click', () => current && endCode(current.code));
+  bigButton.addEventListener('click', () => current && showLarge(current));
+  refreshList();
   let lastRun = null;
 
   return {
@@ -123,8 +162,9 @@ export function mountBroadcast(state, parent) {
       const id = state.run?.id ?? null;
       button.disabled = !id;
       const live = current && current.run_id === id;
-      button.textContent = !current ? 'Broadcast to class'
-        : live ? 'Broadcasting this run' : 'Switch class to this run';
+      const reusable = current?.code ?? open[0]?.code;
+      button.textContent = live ? 'Broadcasting this run'
+        : reusable ? `Switch class ${reusable} to this run` : 'Broadcast to class';
       if (id !== lastRun) {
         lastRun = id;
         // a run already broadcast (e.g. after a reload) shows its code again

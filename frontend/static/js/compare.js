@@ -2,6 +2,7 @@
 // run's stage bands, their spectrum heatmaps side by side at one shared step, and a table of
 // only the settings that differ.
 
+import { api } from './api.js';
 import { drawCoverageOverlay } from './compare-coverage.js';
 import { escapeHtml } from './html.js';
 import { fetchSnapshot, history } from './history-api.js';
@@ -9,6 +10,7 @@ import { changeText } from './lineage.js';
 import { OKABE_ITO, baseLayout, react } from './panels/plot.js';
 import { nodeOrder } from './panels/spectrum.js';
 import { stageInfo } from './stages.js';
+import { hashParams, setHashParams } from './url-state.js';
 import { outcomeInfo } from './vocabulary.js';
 
 const $ = (id) => document.getElementById(id);
@@ -18,17 +20,45 @@ const view = { runs: [], step: null, diffFields: [], spectraSteps: {} };
 window.__li2 = { compare: view };
 
 function readHash() {
-  const params = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+  const params = hashParams();
   const runs = (params.get('runs') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const step = params.has('step') ? Number(params.get('step')) : null;
   return { runs: [...new Set(runs)], step: Number.isFinite(step) ? step : null };
 }
 
 function writeHash() {
-  const params = new URLSearchParams();
-  if (view.runs.length) params.set('runs', view.runs.join(','));
-  if (view.step !== null) params.set('step', String(view.step));
-  window.history.replaceState(null, '', `#${params.toString().replace(/%2C/g, ',')}`);
+  setHashParams({ runs: view.runs.join(','), step: view.step === null ? '' : String(view.step) });
+}
+
+const words = { presets: [], schema: {} }; // for run names and setting labels
+const names = new Map(); // run id → its name on this page (settings that differ between runs)
+
+/** Names the runs shown by what tells them apart: the settings that differ among them. */
+function nameRuns(runs) {
+  const differ = differingFields(runs.map(({ d }) => d.run.config));
+  for (const { id, d } of runs) {
+    names.set(id, runName(d.run, differ.length ? differ.slice(0, 3) : undefined));
+  }
+}
+const nameOf = (id, run) => names.get(id) ?? runName(run);
+
+/** A run's name for a legend: its preset when the config is one, else a short description
+ *  ("Z59 · K=512 · p=0.4 · η=2e-4"), with the id's start to tell equal setups apart. */
+export function runName(run, fields = ['hidden', 'train_fraction', 'weight_decay']) {
+  const cfg = run?.config ?? {};
+  const same = (p) => Object.entries(p.config).every(([k, v]) =>
+    JSON.stringify(cfg[k] ?? null) === JSON.stringify(v ?? null));
+  const preset = words.presets.find(same);
+  const sym = (name) => words.schema[name]?.symbol || name;
+  const short = preset ? preset.name : [cfg.group, ...fields.filter((n) => n in cfg)
+    .map((n) => `${sym(n)}=${JSON.stringify(cfg[n])}`)].join(' · ');
+  const fork = run?.parent ? ` · fork@${run.parent.step}` : '';
+  return `${short}${fork} (${String(run?.id ?? '').slice(0, 4)})`;
+}
+
+function settingLabel(name) {
+  const s = words.schema[name];
+  return s ? (s.symbol ? `${s.symbol} · ${s.label}` : s.label) : name;
 }
 
 const colour = (i) => OKABE_ITO[i % OKABE_ITO.length];
@@ -59,7 +89,7 @@ function fillPicker(runs) {
     const checked = view.runs.includes(r.id) ? ' checked' : '';
     const fork = r.parent ? `fork of ${escapeHtml(r.parent.run_id)} @ ${r.parent.step}` : '';
     return `<tr><td><input type="checkbox" value="${escapeHtml(r.id)}"${checked}></td>` +
-      `<td>${escapeHtml(r.id)}</td><td>${escapeHtml(r.status)}</td>` +
+      `<td>${escapeHtml(runName(r))}</td><td>${escapeHtml(r.status)}</td>` +
       `<td>${r.summary?.outcome ? escapeHtml(outcomeInfo(r.summary.outcome).label) : ''}</td>` +
       `<td>${escapeHtml(c.group)}</td><td>${escapeHtml(c.hidden)}</td>` +
       `<td>${escapeHtml(c.train_fraction)}</td><td>${escapeHtml(c.optimizer)}</td>` +
@@ -68,10 +98,11 @@ function fillPicker(runs) {
   });
   rows.push(...extra.map((id) => `<tr><td><input type="checkbox" value="${escapeHtml(id)}" ` +
     `checked></td><td>${escapeHtml(id)}</td><td colspan="10"></td></tr>`));
+  const head = ['group', 'hidden', 'train_fraction', 'optimizer', 'lr', 'weight_decay', 'steps']
+    .map((n) => `<th title="${escapeHtml(settingLabel(n))}">` +
+      `${escapeHtml(words.schema[n]?.symbol || words.schema[n]?.label || n)}</th>`).join('');
   $('run-picker').innerHTML = '<tr><th></th><th>run</th><th>status</th><th>outcome</th>' +
-    '<th>group</th>' +
-    '<th>K</th><th>p</th><th>optimizer</th><th>lr</th><th>η</th><th>steps</th><th>lineage</th>' +
-    `</tr>${rows.join('')}`;
+    `${head}<th>lineage</th></tr>${rows.join('')}`;
 }
 
 // -- curves ------------------------------------------------------------------------------------
@@ -86,10 +117,11 @@ function drawCurves(runs) {
       line: { color: colour(i), width: dash === 'solid' ? 3 : 2, dash },
       hovertemplate: `${id} ${key} %{y:.3g} @ %{x}<extra></extra>`,
     });
-    data.push(line('test_acc', 'y', 'solid', `${id} (solid test, dotted train)`),
-      line('train_acc', 'y', 'dot', `${id} train`),
-      line('test_loss', 'y2', 'solid', `${id} test loss`),
-      line('train_loss', 'y2', 'dot', `${id} train loss`));
+    const name = nameOf(id, d.run);
+    data.push(line('test_acc', 'y', 'solid', `${name}: test solid, train dotted`),
+      line('train_acc', 'y', 'dot', `${name} train`),
+      line('test_loss', 'y2', 'solid', `${name} test loss`),
+      line('train_loss', 'y2', 'dot', `${name} train loss`));
     const last = x.length ? x[x.length - 1] : 0;
     d.stages.forEach((s, k) => {
       const end = k + 1 < d.stages.length ? d.stages[k + 1].step : Math.max(last, s.step);
@@ -110,18 +142,27 @@ function drawCurves(runs) {
       name: `${id} stages`,
       text: d.stages.map((s) => s.stage), hovertemplate: `${id}: %{text} from %{x}<extra></extra>` });
   });
+  // a legend for the stage strip: one swatch per stage that any run reached
+  const seen = [...new Set(runs.flatMap(({ d }) => d.stages.map((s) => s.stage)))];
+  seen.forEach((stage, k) => data.push({ type: 'scatter', mode: 'markers', x: [null], y: [null],
+    yaxis: 'y3', name: k ? stageInfo(stage).label : `stages: ${stageInfo(stage).label}`,
+    legendgroup: 'stages',
+    marker: { symbol: 'square', size: 14, color: stageInfo(stage).colour } }));
   if (view.step !== null) {
     shapes.push({ type: 'line', xref: 'x', yref: 'paper', x0: view.step, x1: view.step, y0: 0,
       y1: 1, line: { color: '#000', width: 2 }, name: 'shared-step' });
   }
   react($('compare-curves'), data, baseLayout({
-    margin: { l: 120, r: 20, t: 40, b: 48 },
-    xaxis: { title: { text: 'step' }, anchor: 'y3' },
-    yaxis: { title: { text: 'accuracy' }, domain: [0.55, 1], range: [-0.02, 1.02] },
-    yaxis2: { title: { text: 'loss' }, domain: [0.22, 0.5], type: 'log', exponentformat: 'power' },
+    margin: { l: 64, r: 20, t: 40, b: 48 },
+    xaxis: { title: { text: 'step', standoff: 4 }, anchor: 'y3', automargin: true },
+    yaxis: { title: { text: 'accuracy', standoff: 6 }, domain: [0.55, 1], range: [-0.02, 1.02],
+      automargin: true },
+    // decades only: minor log labels overlap on a short axis
+    yaxis2: { title: { text: 'loss', standoff: 6 }, domain: [0.22, 0.5], type: 'log',
+      exponentformat: 'power', dtick: 1, automargin: true },
     yaxis3: { domain: [0, 0.16], range: [-0.6, Math.max(runs.length, 1) - 0.4],
-      tickvals: runs.map((_, i) => i), ticktext: runs.map((r) => r.id), autorange: false,
-      showgrid: false },
+      tickvals: runs.map((_, i) => i), ticktext: runs.map(({ id, d }) => nameOf(id, d.run)),
+      autorange: false, showgrid: false, automargin: true },
     legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
     shapes,
   }));
@@ -188,7 +229,7 @@ async function drawSpectra(runs) {
       zmin: 0, zmax: 1, showscale: i === runs.length - 1, customdata: nodes.map((j) =>
         new Array(c).fill(j)), hovertemplate: 'node %{customdata}<br>%{x}: %{z:.2f}<extra></extra>' }],
     baseLayout({ margin: { l: 40, r: 10, t: 36, b: 64 },
-      title: { text: `${id} · step ${snap.step}`, font: { color: colour(i) } },
+      title: { text: `${nameOf(id, d.run)} · step ${snap.step}`, font: { color: colour(i) } },
       xaxis: { type: 'category', tickangle: -45, nticks: 16 },
       yaxis: { showticklabels: false, autorange: 'reversed' } }));
     view.spectraSteps[id] = snap.step;
@@ -208,10 +249,10 @@ export function differingFields(configs) {
 function drawDiff(runs) {
   const configs = runs.map(({ d }) => d.run.config);
   view.diffFields = differingFields(configs);
-  const head = `<tr><th>setting</th>${runs.map(({ id }, i) => `<th>${swatch(i)}` +
-    `${escapeHtml(id)}</th>`).join('')}</tr>`;
+  const head = `<tr><th>setting</th>${runs.map(({ id, d }, i) => `<th>${swatch(i)}` +
+    `${escapeHtml(nameOf(id, d.run))}</th>`).join('')}</tr>`;
   const rows = view.diffFields.map((n) => `<tr data-field="${escapeHtml(n)}"><td>` +
-    `${escapeHtml(n)}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
+    `${escapeHtml(settingLabel(n))}</td>${configs.map((c) => `<td>${escapeHtml(JSON.stringify(c[n] ?? null))}` +
     '</td>').join('')}</tr>`);
   // each run's outcome in the vocabulary's words (li2core.vocabulary), differing or not
   const outcomes = '<tr class="outcome-row"><td>outcome</td>' + runs.map(({ d }) => {
@@ -238,6 +279,7 @@ async function render() {
       $('compare-error').textContent += `run ${id}: ${exc.message}\n`;
     }
   }
+  nameRuns(runs);
   drawCurves(runs);
   drawDiff(runs);
   const bounds = stepBounds(runs);
@@ -262,6 +304,11 @@ async function render() {
 
 async function boot() {
   Object.assign(view, readHash());
+  try {
+    [words.presets, words.schema] = await Promise.all([api.presets(), api.schema()]);
+  } catch {
+    // without them runs are named by their settings and fields by their names
+  }
   $('compare-step').addEventListener('input', () => {
     view.step = Number($('compare-step').value);
     $('compare-step-label').textContent = String(view.step);

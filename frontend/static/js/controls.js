@@ -2,7 +2,7 @@
 // the preset and group pickers, and server errors shown next to the control that caused them.
 
 import { api } from './api.js';
-import { SECTIONS } from './fields.js';
+import { SECTIONS, fieldLabel } from './fields.js';
 import { escapeHtml } from './html.js';
 import { formatValue, parseValue, writeUrl } from './url-state.js';
 
@@ -54,7 +54,8 @@ export function buildControls(state, onChange) {
       input.name = f.name;
       const label = document.createElement('label');
       label.htmlFor = input.id;
-      label.textContent = f.label + ' ';
+      const unit = f.unit && !fieldLabel(f).includes(f.unit) ? ` (${f.unit})` : '';
+      label.textContent = `${fieldLabel(f)}${unit} `;
       const range = rangeText(f.bounds);
       if (range) label.append(Object.assign(document.createElement('span'),
         { className: 'range', textContent: range }));
@@ -72,6 +73,20 @@ export function buildControls(state, onChange) {
     if (fs.children.length > 1) form.append(fs);
   }
   return inputs;
+}
+
+/** The RunConfig body the settings describe (POST /api/runs, the theory card's prediction). */
+export function configBody(state) {
+  const body = {};
+  for (const f of state.fields) {
+    if (f.scope !== 'config') continue;
+    const v = state.settings[f.name];
+    if (v === undefined || (f.name === 'group_table' && state.settings.group !== 'custom')) {
+      continue;
+    }
+    body[f.name] = v;
+  }
+  return body;
 }
 
 /** Puts settings into the inputs (after a preset, a URL load, or a group pick). */
@@ -134,10 +149,74 @@ export function fillPresets(state, onPick) {
   sel.addEventListener('change', () => onPick(sel.value));
 }
 
+/** One-click preset pills in the top bar (a radio group: arrow keys move between them). */
+export function fillPresetPills(state, onPick) {
+  const box = $('preset-pills');
+  if (!box) return;
+  for (const p of state.presets) {
+    const b = Object.assign(document.createElement('button'), { type: 'button',
+      textContent: p.name, title: p.description });
+    b.dataset.preset = p.name;
+    b.setAttribute('role', 'radio');
+    b.addEventListener('click', () => onPick(p.name));
+    b.addEventListener('keydown', (ev) => {
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[ev.key];
+      if (!step) return;
+      ev.preventDefault();
+      const all = [...box.children];
+      const next = all[(all.indexOf(b) + step + all.length) % all.length];
+      next.focus();
+      next.click();
+    });
+    box.append(b);
+  }
+}
+
 export function showPreset(state) {
   const p = state.presets.find((x) => x.name === state.settings.preset);
   $('preset').value = p ? p.name : '';
   $('preset-description').textContent = p ? p.description : '';
+  const pills = [...($('preset-pills')?.children ?? [])];
+  for (const b of pills) {
+    const on = !!p && b.dataset.preset === p.name;
+    b.setAttribute('aria-checked', String(on));
+    b.tabIndex = on || (!p && b === pills[0]) ? 0 : -1; // one tab stop for the group
+  }
+}
+
+/** Keeps --hero (the height under the top bar) so the first view holds curves and cards. */
+export function fitHero() {
+  const bar = document.querySelector('.topbar');
+  const set = () => {
+    const used = (bar?.getBoundingClientRect().height ?? 0) +
+      ($('form-error')?.getBoundingClientRect().height ?? 0) + 20;
+    document.documentElement.style.setProperty('--hero',
+      `${Math.max(360, window.innerHeight - used)}px`);
+  };
+  set();
+  window.addEventListener('resize', set);
+  if (bar && window.ResizeObserver) new ResizeObserver(set).observe(bar);
+}
+
+/** Copies the page's address (every setting lives in it) and says so on the button. */
+export async function copyLink(button) {
+  const url = window.location.href;
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(url);
+    ok = true;
+  } catch {
+    // no clipboard permission (plain http, an embedded page): select a text box instead
+    const ta = Object.assign(document.createElement('textarea'), { value: url });
+    document.body.append(ta);
+    ta.select();
+    ok = document.execCommand?.('copy') ?? false;
+    ta.remove();
+  }
+  const before = button.dataset.label ?? button.textContent;
+  button.dataset.label = before;
+  button.textContent = ok ? 'link copied' : 'copy failed: use the address bar';
+  setTimeout(() => { button.textContent = before; }, 2000);
 }
 
 export function fillGroups(state, onPick) {

@@ -4,14 +4,9 @@
 import { history } from './history-api.js';
 import { pinnedStep } from './scrub.js';
 import { TERMINAL } from './session.js';
+import { el } from './html.js';
 
 const enc = encodeURIComponent;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** File name stem for a panel image: run, panel and (if pinned) the step. */
 function imageName(state, panelId) {
@@ -27,8 +22,10 @@ export function addPngButtons(state, root = document) {
     const h2 = section.querySelector('h2');
     if (!div || !h2 || h2.querySelector('.png-button')) continue;
     const id = section.id.replace(/^panel-/, '');
+    const title = h2.firstChild?.textContent?.trim() || id;
     const button = el('button', { type: 'button', className: 'png-button',
-      textContent: 'PNG', title: 'download this panel as a PNG image' });
+      textContent: 'PNG', title: `download “${title}” as a PNG image` });
+    button.setAttribute('aria-label', `download ${title} as PNG`);
     button.dataset.panel = id;
     button.addEventListener('click', () => {
       if (!div._fullLayout) return; // nothing drawn yet

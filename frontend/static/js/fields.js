@@ -4,27 +4,16 @@
 //   scope 'config' → RunConfig body of POST /api/runs; 'query' → query param of that POST;
 //   'view' → display only (panel toggles, the attached run, hidden controls).
 
+// Config fields come from the server's schema (labels, symbols, units, help, bounds: pydantic
+// metadata in li2core/config.py); this table adds only what a page needs beyond it.
+const CONFIG_EXTRAS = {
+  group_table: { widget: 'json', showIf: (cfg) => cfg.group === 'custom' },
+};
+
 export const FIELDS = [
-  { name: 'group', scope: 'config', section: 'task', label: 'group spec' },
-  { name: 'group_table', scope: 'config', section: 'task', label: 'Cayley table (JSON)',
-    widget: 'json', showIf: (cfg) => cfg.group === 'custom' },
-  { name: 'train_fraction', scope: 'config', section: 'task', label: 'p · train fraction' },
-  { name: 'hidden', scope: 'config', section: 'network', label: 'K · hidden width' },
-  { name: 'activation', scope: 'config', section: 'network', label: 'activation σ' },
-  { name: 'top_layer', scope: 'config', section: 'network', label: 'top layer V' },
-  { name: 'top_init_scale', scope: 'config', section: 'network', label: 'V(0) scale' },
-  { name: 'loss', scope: 'config', section: 'training', label: 'loss' },
-  { name: 'optimizer', scope: 'config', section: 'training', label: 'optimizer' },
-  { name: 'lr', scope: 'config', section: 'training', label: 'learning rate' },
-  { name: 'weight_decay', scope: 'config', section: 'training', label: 'η · weight decay' },
-  { name: 'steps', scope: 'config', section: 'training', label: 'steps' },
-  { name: 'seed', scope: 'config', section: 'training', label: 'seed' },
-  { name: 'eval_every', scope: 'config', section: 'measuring', label: 'metrics every' },
-  { name: 'snapshot_every', scope: 'config', section: 'measuring', label: 'snapshot every' },
-  { name: 'device', scope: 'config', section: 'measuring', label: 'device' },
-  { name: 'max_steps_per_s', scope: 'query', section: 'run', label: 'speed cap (steps/s)',
-    type: 'number', hint: 'empty = as fast as the machine goes' },
-  { name: 'preset', scope: 'view', type: 'string', default: '' },
+  { name: 'max_steps_per_s', scope: 'query', section: 'run', label: 'speed cap',
+    unit: 'steps/s', type: 'number', hint: 'empty = as fast as the machine goes' },
+  { name: 'preset', scope: 'view', type: 'string', default: 'lecture' }, // a cold start groks
   { name: 'run', scope: 'view', type: 'string', default: '' },
   { name: 'at', scope: 'view', type: 'int' }, // pinned step (scrub); absent = live
   { name: 'node', scope: 'view', type: 'int' }, // hidden node in the inspector
@@ -38,20 +27,21 @@ export const FIELDS = [
 
 export const SECTIONS = ['task', 'network', 'training', 'measuring', 'run'];
 
-/** The table completed by the server's schema: a config field the table lacks still gets a
- *  control, so the page always covers the whole RunConfig. */
+/** "η · weight decay": a field's label with its symbol first, as the controls show it. */
+export function fieldLabel(f) {
+  return f.symbol ? `${f.symbol} · ${f.label}` : f.label ?? f.name;
+}
+
+/** The table completed by the server's schema: every RunConfig field gets a control, in the
+ *  schema's order, labelled by the schema's own words. */
 export function completeFields(schema) {
-  const known = new Set(FIELDS.map((f) => f.name));
-  const extra = Object.keys(schema)
-    .filter((name) => !known.has(name))
-    .map((name) => ({ name, scope: 'config', section: 'measuring', label: name }));
-  return [...FIELDS, ...extra].map((f) => {
-    if (f.scope !== 'config') return f;
-    const s = schema[f.name];
-    if (!s) return null; // the server no longer has this field
-    const type = s.enum ? 'enum' : f.widget === 'json' || s.nullable ? 'json'
+  const config = Object.entries(schema).map(([name, s]) => {
+    const extra = CONFIG_EXTRAS[name] ?? {};
+    const type = s.enum ? 'enum' : extra.widget === 'json' || s.nullable ? 'json'
       : s.type === 'integer' ? 'int' : s.type === 'number' ? 'number' : 'string';
-    return { ...f, type, options: s.enum, default: s.default, bounds: s,
-      hint: f.hint ?? s.description };
-  }).filter(Boolean);
+    return { name, scope: 'config', ...extra, type, options: s.enum, default: s.default,
+      bounds: s, label: s.label ?? name, symbol: s.symbol ?? '', unit: s.unit ?? '',
+      section: SECTIONS.includes(s.section) ? s.section : 'measuring', hint: s.description };
+  });
+  return [...config, ...FIELDS];
 }

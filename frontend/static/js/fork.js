@@ -1,19 +1,15 @@
 // Fork: continue the shown run from the snapshot on screen with some settings changed
 // (POST /api/runs/{id}/fork). Only the fields that differ from the run's config are sent.
 
+import { fieldLabel } from './fields.js';
 import { history } from './history-api.js';
 import { formatValue, parseValue } from './url-state.js';
+import { el } from './html.js';
 
 // Fields a fork may change (group and width fix the weights' shapes, so they stay).
 export const FORK_FIELDS = ['lr', 'weight_decay', 'optimizer', 'loss', 'top_layer',
   'activation', 'train_fraction', 'top_init_scale', 'seed', 'steps', 'eval_every',
   'snapshot_every'];
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** The snapshot step a fork would start from: the pinned one on screen, else the latest. */
 export function forkStep(state) {
@@ -56,7 +52,7 @@ export function mountFork(state, parent, info, openRun) {
       inputs[f.name] = input;
       form.append(el('div', { className: 'field', id: `fork-field-${f.name}` },
         el('label', { htmlFor: input.id, textContent: f.name === 'steps' ? 'further steps'
-          : f.label ?? f.name }), input,
+          : fieldLabel(f) }), input,
         el('p', { className: 'field-error', id: `fork-error-${f.name}` })));
     }
     form.append(el('div', { className: 'run-buttons' }, submit, cancel), error);

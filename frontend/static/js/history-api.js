@@ -1,6 +1,6 @@
 // HTTP calls for runs over time (forks, series, bundles, broadcasts), beside api.js's basics.
 
-import { ApiError, fetchData, request, tokenHeaders } from './api.js';
+import { fetchData, request, snapshotBytes, tokenHeaders } from './api.js';
 import { decodeSnapshot } from './protocol.js';
 
 const enc = encodeURIComponent;
@@ -25,9 +25,7 @@ export const history = {
 
 /** The stored snapshot at or before `step`, decoded ({runId, seq, step, arrays}). */
 export async function fetchSnapshot(runId, step) {
-  const resp = await fetch(`/api/runs/${enc(runId)}/snapshot?step=${step}`);
-  if (!resp.ok) throw new ApiError(resp.status, `no snapshot at or before step ${step}`);
-  return decodeSnapshot(await resp.arrayBuffer());
+  return decodeSnapshot(await snapshotBytes(runId, step));
 }
 
 /** A websocket URL on this page's host. */

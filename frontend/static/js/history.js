@@ -1,6 +1,7 @@
 // After a reload or a reconnect the websocket sends only the latest snapshot; the G_F-over-time
 // heatmap needs earlier ones, so fetch a spread of the stored snapshots, one at a time.
 
+import { api, snapshotBytes } from './api.js';
 import { decodeSnapshot } from './protocol.js';
 import { addGfColumn } from './state.js';
 
@@ -12,16 +13,16 @@ export async function backfillHistory(state, runId) {
   if (running === runId) return;
   running = runId;
   try {
-    const resp = await fetch(`/api/runs/${encodeURIComponent(runId)}/snapshots`);
-    if (!resp.ok) return;
+    const steps = await api.snapshotSteps(runId);
+    if (state.run?.id === runId) state.recordedSnapshots = steps.length; // 0: none were kept
     const have = new Set(state.gfHistory.map((h) => h.step));
-    const missing = (await resp.json()).filter((s) => !have.has(s));
+    const missing = steps.filter((s) => !have.has(s));
     const stride = Math.max(1, Math.ceil(missing.length / MAX_FETCHES));
     for (let i = 0; i < missing.length; i += stride) {
       if (state.run?.id !== runId) return; // the page moved to another run
-      const r = await fetch(`/api/runs/${encodeURIComponent(runId)}/snapshot?step=${missing[i]}`);
-      if (!r.ok) continue;
-      addGfColumn(state, decodeSnapshot(await r.arrayBuffer()));
+      let bytes;
+      try { bytes = await snapshotBytes(runId, missing[i]); } catch { continue; }
+      addGfColumn(state, decodeSnapshot(bytes));
       state.bump('snapshot');
     }
   } catch (exc) {

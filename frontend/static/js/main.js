@@ -2,8 +2,8 @@
 // the registry, Start/Stop, and the render loop. Exposes window.__li2 for tests.
 
 import { ApiError, api, rememberToken, tokenHeaders } from './api.js';
-import { applyHidden, bindSettings, buildControls, clearErrors, fillGroups, fillPresets, showErrors,
-  showGroupFacts, showPreset, showSettings } from './controls.js';
+import { applyHidden, bindSettings, buildControls, clearErrors, configBody, copyLink, fillGroups, fillPresetPills,
+  fillPresets, fitHero, showErrors, showGroupFacts, showPreset, showSettings } from './controls.js';
 import { completeFields } from './fields.js';
 import { PANELS } from './panels/registry.js';
 import { mountPanels, startRenderLoop } from './render.js';
@@ -44,20 +44,14 @@ function afterSettingsChange() {
   if (state.settings.preset && !presetStillMatches()) state.settings.preset = '';
   showSettings(state, inputs);
   showPreset(state);
+  state.bump('settings'); // the theory card's prediction follows the controls
   showGroupFacts(state);
   saveUrl();
 }
 
 async function start() {
   clearErrors();
-  const body = {};
-  for (const f of configFields()) {
-    const v = state.settings[f.name];
-    if (v === undefined || (f.name === 'group_table' && state.settings.group !== 'custom')) {
-      continue;
-    }
-    body[f.name] = v;
-  }
+  const body = configBody(state);
   const query = { max_steps_per_s: state.settings.max_steps_per_s };
   const known = new Set(state.fields.map((f) => f.name));
   $('start').disabled = true;
@@ -69,6 +63,7 @@ async function start() {
     saveUrl();
     attachRun(state, run.id);
     state.run = { ...state.run, ...run };
+    window.scrollTo({ top: 0 }); // the run is watched on the curves and cards up top
   } catch (exc) {
     if (exc instanceof ApiError && (exc.status === 401 || exc.status === 403)) {
       $('token-block').hidden = false;
@@ -106,19 +101,26 @@ function updateStatus() {
   } else {
     const queued = run.status === 'queued'
       ? ` · position ${run.queue_position ?? '?'} in the queue` : '';
-    runEl.textContent = `run ${run.id} · ${run.status}${queued}`;
-    runEl.className = `status-${run.status}`;
+    // between Start and the first metrics row the worker is still loading torch
+    const starting = state.metrics.length === 0 &&
+      (run.status === 'running' || run.status === 'connecting');
+    const shown = starting ? 'starting…' : run.status;
+    runEl.textContent = `run ${run.id} · ${shown}${queued}`;
+    runEl.className = `status-${starting ? 'starting' : run.status}`;
     if (run.error) runEl.textContent += ` · ${run.error}`;
   }
   const step = lastValue(state, 'step');
-  const total = state.started?.config?.steps;
+  // a fork counts its steps from its parent's step: it runs from..from+steps
+  const from = state.run?.parent?.step ?? 0;
+  const total = state.started?.config?.steps && from + state.started.config.steps;
   const rate = lastValue(state, 'steps_per_s');
   $('status-progress').textContent = step === undefined ? '' :
-    `step ${step}${total ? ` / ${total}` : ''}${rate ? ` · ${rate.toFixed(0)} steps/s` : ''}`;
+    `step ${step}${total ? ` / ${total}` : ''}${from ? ` (forked at ${from})` : ''}` +
+    `${rate ? ` · ${rate.toFixed(0)} steps/s` : ''}`;
   const conn = state.connection;
   const connEl = $('status-conn');
   const wait = Math.max(0, (conn.retryAt - performance.now()) / 1000);
-  connEl.textContent = conn.state === 'open' ? 'live'
+  connEl.textContent = conn.state === 'open' ? (state.metrics.length ? 'live' : '')
     : conn.state === 'retrying' ? `connection lost · retrying in ${wait.toFixed(1)} s`
       : conn.state === 'connecting' ? 'connecting…' : '';
   connEl.className = `conn${conn.state === 'retrying' ? ' bad' : ''}`;
@@ -139,21 +141,26 @@ function exposeDebug() {
     pinned: { get: () => (state.scrub ? { step: state.scrub.step,
       snapshotStep: state.scrub.snapshot?.step ?? null } : null) },
     settings: { get: () => ({ ...state.settings }) },
+    prediction: { get: () => state.prediction ?? null },
   });
   window.__li2 = debug;
 }
 
-/** A link naming only a run shows that run's own settings in the controls. */
-async function adoptRunConfig(runId) {
+/** The controls take a run's own settings (a link naming only a run, an opened fork). */
+function adoptRunConfig(run) {
+  for (const f of configFields()) {
+    if (run.config && f.name in run.config) state.settings[f.name] = run.config[f.name];
+  }
+  state.settings.max_steps_per_s = run.max_steps_per_s ?? undefined;
+  afterSettingsChange();
+}
+
+async function fetchRun(runId) {
   try {
-    const run = await api.run(runId);
-    for (const f of configFields()) {
-      if (run.config && f.name in run.config) state.settings[f.name] = run.config[f.name];
-    }
-    state.settings.max_steps_per_s = run.max_steps_per_s ?? undefined;
-    afterSettingsChange();
+    return await api.run(runId);
   } catch (exc) {
     showErrors([{ field: null, msg: `run ${runId}: ${exc.message}` }]);
+    return null;
   }
 }
 
@@ -175,16 +182,28 @@ async function boot() {
     afterSettingsChange();
   });
   fillPresets(state, applyPreset);
+  fillPresetPills(state, applyPreset);
+  fitHero();
+  $('copy-link').addEventListener('click', () => copyLink($('copy-link')));
   fillGroups(state, (spec) => { state.settings.group = spec; afterSettingsChange(); });
   const hosts = mountPanels(state, PANELS, $('panels'));
-  mountRunsOverTime(state, debug); // replay, forks, inspector, exports, classroom
+  // replay, forks, inspector, exports, classroom; an opened run's settings fill the controls
+  mountRunsOverTime(state, debug, async (id, run) => {
+    const full = run?.config ? run : await fetchRun(id);
+    if (full && state.run?.id === id) {
+      adoptRunConfig(full);
+      state.run = { ...state.run, parent: full.parent ?? null, sweep: full.sweep ?? null };
+    }
+  });
   applyHidden(state.settings.hide);
   afterSettingsChange();
   $('start').addEventListener('click', start);
   $('stop').addEventListener('click', stop);
   if (state.settings.run) {
-    if (!urlHasConfig) await adoptRunConfig(state.settings.run);
+    const run = await fetchRun(state.settings.run);
+    if (run && !urlHasConfig) adoptRunConfig(run);
     attachRun(state, state.settings.run);
+    if (run) state.run = { ...state.run, parent: run.parent ?? null, sweep: run.sweep ?? null };
     if (Number.isFinite(state.settings.at)) pinStep(state, state.settings.at);
   }
   startRenderLoop(state, hosts, debug, updateStatus);

@@ -10,7 +10,10 @@ export function mountPanels(state, panels, root) {
     const section = document.createElement('section');
     section.className = 'panel';
     section.id = `panel-${panel.id}`;
-    const h2 = Object.assign(document.createElement('h2'), { textContent: panel.title });
+    if (panel.testid) section.dataset.testid = panel.testid;
+    section.setAttribute('aria-labelledby', `panel-${panel.id}-title`);
+    const h2 = Object.assign(document.createElement('h2'), { textContent: panel.title,
+      id: `panel-${panel.id}-title` });
     const cap = Object.assign(document.createElement('p'),
       { className: 'caption', textContent: panel.caption });
     const body = document.createElement('div');
@@ -18,7 +21,7 @@ export function mountPanels(state, panels, root) {
     const err = Object.assign(document.createElement('pre'), { className: 'panel-error' });
     section.append(h2, cap, body, err);
     root.append(section);
-    const host = { panel, body, err, instance: null, lastSig: '', lastDraw: -Infinity,
+    const host = { panel, body, err, instance: null, lastSig: '', lastDraw: -Infinity, epoch: 0,
       interval: panel.minInterval ?? 100, draws: 0 };
     try {
       host.instance = panel.mount(body, state);
@@ -27,6 +30,34 @@ export function mountPanels(state, panels, root) {
     }
     return host;
   });
+}
+
+/** Another run was attached: empty every plot of the panel (keeping its click handlers) before
+ *  it draws again, so nothing of the previous run stays on screen while the new one starts. */
+function forgetRun(host, state) {
+  host.epoch = state.epoch;
+  host.lastSig = '';
+  host.err.textContent = '';
+  for (const div of host.body.querySelectorAll('.plot')) {
+    if (!div.data || !window.Plotly) continue;
+    const { shapes, annotations, ...layout } = div.layout ?? {};
+    window.Plotly.react(div, [], layout);
+  }
+  for (const meta of host.body.querySelectorAll('[data-waiting]')) {
+    meta.textContent = meta.dataset.waiting;
+  }
+}
+
+/** A stored run that kept no weight snapshots (e.g. a sweep's cell, or snapshot_every beyond
+ *  its steps): panels that wait for one say it will not come instead of waiting. */
+function markUnrecorded(hosts) {
+  for (const host of hosts) {
+    for (const note of host.body.querySelectorAll('[data-waiting]')) {
+      if (note.textContent === note.dataset.waiting && /snapshot/.test(note.textContent)) {
+        note.textContent = 'not recorded: this run kept no weight snapshots';
+      }
+    }
+  }
 }
 
 function showError(host, exc) {
@@ -44,6 +75,7 @@ export function startRenderLoop(state, hosts, debug, onFrame = () => {}) {
     let drew = false;
     for (const host of hosts) {
       if (!host.instance) continue;
+      if (host.epoch !== state.epoch) forgetRun(host, state);
       const sig = host.panel.deps.map((d) => state.versions[d]).join(',');
       if (sig === host.lastSig || now - host.lastDraw < host.interval) continue;
       const t0 = performance.now();
@@ -64,6 +96,7 @@ export function startRenderLoop(state, hosts, debug, onFrame = () => {}) {
       recordLatency(state, debug, drawnStep, t1);
     }
     if (drew) debug.redraws += 1;
+    if (state.recordedSnapshots === 0) markUnrecorded(hosts);
     onFrame(now);
     requestAnimationFrame(frame);
   };

@@ -6,15 +6,10 @@
 import { history } from './history-api.js';
 import { followLive, pinStep, pinnedStep } from './scrub.js';
 import { TERMINAL } from './session.js';
+import { el } from './html.js';
 
 export const SPEEDS = [10, 25, 50, 100, 250, 500, 1000, 2500];
 const MIN_FRAME_S = 0.05;
-
-function el(tag, props = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
 
 /** The step under the mouse on a Plotly figure's x axis, or null outside its plot area. */
 export function stepUnderMouse(div, ev) {

@@ -1,6 +1,6 @@
 // Runs over time on the dashboard: replay controls, lineage and forks, the node inspector's
 // picking, exports and import, and the classroom broadcast. main.js calls
-// mountRunsOverTime(state, debug) once, after the panels are mounted.
+// mountRunsOverTime(state, debug, onOpen) once, after the panels are mounted.
 
 import { mountBroadcast } from './classroom.js';
 import { addPngButtons, mountExportLinks, mountImport } from './export.js';
@@ -11,7 +11,8 @@ import { mountReplay } from './replay.js';
 import { attachRun } from './session.js';
 import { addStylesheet, applyPresentation, settingsFromQuery } from './view-flags.js';
 
-export function mountRunsOverTime(state, debug) {
+/** `onOpen(id, run)` runs after another run is attached (main.js fills the controls). */
+export function mountRunsOverTime(state, debug, onOpen = () => {}) {
   addStylesheet('/css/runs-over-time.css');
   Object.assign(state.settings, settingsFromQuery(state.fields));
   applyPresentation(state.settings.present);
@@ -23,6 +24,7 @@ export function mountRunsOverTime(state, debug) {
     state.setSetting('run', id);
     attachRun(state, id);
     if (run) state.run = { ...state.run, ...run };
+    onOpen(id, run);
   }
 
   const heading = document.createElement('h2');

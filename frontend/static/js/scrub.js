@@ -1,6 +1,7 @@
 // Looking back: pin the panels to an earlier step (slider or a click on a step axis). Metric
 // panels mark the step; array panels show the stored snapshot at or before it.
 
+import { snapshotBytes } from './api.js';
 import { decodeSnapshot } from './protocol.js';
 
 const FETCH_DELAY_MS = 120; // a dragged slider asks for the last position only
@@ -39,9 +40,7 @@ export function followLive(state) {
 async function loadSnapshot(state, runId, step) {
   const key = `${runId}:${step}`;
   try {
-    const resp = await fetch(`/api/runs/${encodeURIComponent(runId)}/snapshot?step=${step}`);
-    if (!resp.ok) throw new Error(`no snapshot at or before step ${step} (${resp.status})`);
-    const snap = decodeSnapshot(await resp.arrayBuffer());
+    const snap = decodeSnapshot(await snapshotBytes(runId, step));
     if (wanted !== key || !state.scrub) return; // the user moved on meanwhile
     state.scrub = { step, snapshot: snap, error: null };
   } catch (exc) {

@@ -18,7 +18,8 @@ export function createState() {
     scrub: null,           // {step, snapshot, error} while pinned to an earlier step (scrub.js)
     connection: { state: 'idle', retryAt: 0 },
     hellos: 0,             // hello messages received (one per (re)connection)
-    versions: { metrics: 0, snapshot: 0, stages: 0, run: 0, view: 0 },
+    versions: { metrics: 0, snapshot: 0, stages: 0, run: 0, view: 0, settings: 0 },
+    epoch: 0,              // bumped when another run is attached: panels drop what they drew
     arrivals: new Map(),   // step → performance.now() when its row arrived
     produced: new Map(),   // step → Unix ms when the worker produced its row (wall_time)
     bump(kind) { this.versions[kind] += 1; },
@@ -39,8 +40,10 @@ export function resetRunData(state) {
   state.stages = [];
   state.summary = null;
   state.scrub = null;
+  state.recordedSnapshots = null; // known once the stored run's snapshot list is read
   state.arrivals.clear();
   state.produced.clear();
+  state.epoch += 1;
   for (const k of Object.keys(state.versions)) state.bump(k);
 }
 

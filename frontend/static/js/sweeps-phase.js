@@ -89,10 +89,11 @@ function cellTitle(cell) {
 }
 
 /** Draws ``view`` into ``container`` as SVG; each cell links to the dashboard of its run. */
-export function drawPhase(container, view) {
+export function drawPhase(container, view, leftFit = null) {
   const L = phaseLayout(view);
-  // big enough to read on a projector, narrow enough to fit the panel (scrolls below 36 px)
-  const left = Math.min(300, 14 + 9.5 * Math.max(4, ...L.rows.map((r) => r.label.length)));
+  // big enough to read on a projector, narrow enough to fit the panel (scrolls below 36 px);
+  // the row labels' measured width (second pass, below) replaces the guess from their length
+  const left = leftFit ?? Math.min(300, 14 + 9.5 * Math.max(4, ...L.rows.map((r) => r.label.length)));
   const avail = (container.clientWidth || 960) - left - 24;
   const cw = Math.max(36, Math.min(110, avail / Math.max(1, L.xValues.length)));
   const ch = Math.max(30, Math.min(64, 420 / Math.max(1, L.rows.length)));
@@ -146,5 +147,10 @@ export function drawPhase(container, view) {
   container.innerHTML = `<svg width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}" role="img" aria-label="phase diagram">` +
     `${parts.join('')}</svg>`;
+  if (leftFit === null) {
+    const widest = Math.max(0, ...[...container.querySelectorAll('.phase-label')]
+      .map((t) => t.getComputedTextLength?.() ?? 0));
+    if (widest + 12 > left) return drawPhase(container, view, Math.ceil(widest + 16));
+  }
   return L;
 }

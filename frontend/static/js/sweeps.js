@@ -2,46 +2,27 @@
 // /ws/sweeps/{id}, and read the phase diagram. State lives in the URL hash (#sweep=ID).
 // Exposes window.__sweeps for tests.
 
-import { rememberToken, tokenHeaders } from './api.js';
+import { rememberToken, request, tokenHeaders } from './api.js';
 import { escapeHtml } from './html.js';
+import { hashParams, setHashParams } from './url-state.js';
 import { OUTCOME_COLOURS, OUTCOME_LABELS, drawPhase } from './sweeps-phase.js';
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = new Set(['queued', 'running']);
 const page = { presets: [], view: null, socket: null, dirty: false, debug: { ready: false } };
 
-function hashParams() {
-  return new URLSearchParams(window.location.hash.replace(/^#/, ''));
-}
-
-function setHash(values) {
-  const params = hashParams();
-  for (const [k, v] of Object.entries(values)) {
-    if (v) params.set(k, v); else params.delete(k);
-  }
-  history.replaceState(null, '', `#${params.toString()}`);
-}
-
-/** fetch → JSON; a 422's details become "grid.lr: message" lines naming the field. */
+/** request() → JSON; a 422's details become "grid.lr: message" lines naming the field. */
 async function call(method, path, body) {
-  const init = { method, headers: { ...tokenHeaders() } };
-  if (body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const resp = await fetch(path, init);
-  const data = await resp.json().catch(() => null);
-  if (!resp.ok) {
-    const detail = data?.detail ?? resp.statusText;
-    const lines = Array.isArray(detail)
-      ? detail.map((d) => `${(d.loc ?? []).filter((p) => p !== 'body').join('.') || 'spec'}: ` +
-        String(d.msg).replace(/^Value error, /, ''))
-      : [String(detail)];
-    const err = new Error(lines.join('\n'));
-    err.status = resp.status;
+  try {
+    return await request(method, path, { body, headers: tokenHeaders() });
+  } catch (exc) {
+    const detail = exc.detail;
+    if (!Array.isArray(detail)) throw exc;
+    const err = new Error(detail.map((d) => `${(d.loc ?? []).filter((p) => p !== 'body')
+      .join('.') || 'spec'}: ${String(d.msg).replace(/^Value error, /, '')}`).join('\n'));
+    err.status = exc.status;
     throw err;
   }
-  return data;
 }
 
 function runCount(spec) {
@@ -72,7 +53,7 @@ function choosePreset(name) {
   const preset = page.presets.find((p) => p.name === name);
   $('sweep-preset-description').textContent = preset?.description ?? '';
   if (preset) showSpec(preset.spec);
-  setHash({ preset: name });
+  setHashParams({ preset: name });
 }
 
 async function start() {
@@ -142,7 +123,7 @@ function connect(id) {
 }
 
 async function select(id, view = null) {
-  setHash({ sweep: id });
+  setHashParams({ sweep: id });
   try {
     page.view = view ?? await call('GET', `/api/sweeps/${id}`);
   } catch (exc) {

@@ -57,3 +57,18 @@ export function writeUrl(fields, values) {
   const hash = '#' + params.toString().replace(/%2C/g, ',');
   if (hash !== window.location.hash) history.replaceState(null, '', hash);
 }
+
+/** The hash as URLSearchParams, for pages whose state is a few free-form keys. */
+export function hashParams(hash = window.location.hash) {
+  return new URLSearchParams(hash.replace(/^#/, ''));
+}
+
+/** Sets (or, for empty values, removes) some keys of the hash, keeping the others. */
+export function setHashParams(values) {
+  const params = hashParams();
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== undefined && v !== null && v !== '') params.set(k, v); else params.delete(k);
+  }
+  const hash = `#${params.toString().replace(/%2C/g, ',')}`;
+  if (hash !== window.location.hash) history.replaceState(null, '', hash);
+}

@@ -2,8 +2,9 @@
 // same panels as the dashboard and no controls. The page follows the code, so when the
 // instructor switches the class to another run, every viewer switches with it.
 
+import { api } from './api.js';
 import { watchSocket } from './classroom.js';
-import { applyHidden, bindSettings } from './controls.js';
+import { applyHidden, bindSettings, fitHero } from './controls.js';
 import { addPngButtons } from './export.js';
 import { FIELDS } from './fields.js';
 import { escapeHtml } from './html.js';
@@ -18,9 +19,9 @@ import { applyPresentation, settingsFromQuery } from './view-flags.js';
 const $ = (id) => document.getElementById(id);
 // shown above the panels; each item hides with hide=<name> like a dashboard control (its id
 // is field-<name>, as applyHidden expects)
-const SUMMARY = [['group', 'group'], ['train_fraction', 'p'], ['hidden', 'K'],
-  ['optimizer', 'optimizer'], ['lr', 'lr'], ['weight_decay', 'η'], ['loss', 'loss'],
-  ['activation', 'σ'], ['steps', 'steps']];
+const SUMMARY = ['group', 'train_fraction', 'hidden', 'optimizer', 'lr', 'weight_decay', 'loss',
+  'activation', 'steps'];
+let schema = {}; // the config schema: each setting's symbol and label (li2core/config.py)
 
 const code = decodeURIComponent(window.location.pathname.split('/').filter(Boolean).pop() ?? '')
   .toUpperCase();
@@ -41,9 +42,10 @@ function showSummary() {
   const sig = JSON.stringify(cfg ?? null);
   if (sig === summarySig) return;
   summarySig = sig;
-  $('config-summary').innerHTML = cfg ? SUMMARY.filter(([name]) => name in cfg)
-    .map(([name, label]) => `<span class="item field" id="field-${name}" data-name="${name}">` +
-      `${escapeHtml(label)} ` +
+  const short = (name) => schema[name]?.symbol || schema[name]?.label || name;
+  $('config-summary').innerHTML = cfg ? SUMMARY.filter((name) => name in cfg)
+    .map((name) => `<span class="item field" id="field-${name}" data-name="${name}" ` +
+      `title="${escapeHtml(schema[name]?.label ?? name)}">${escapeHtml(short(name))} ` +
       `<b>${escapeHtml(cfg[name])}</b></span>`).join('') : '';
   applyHidden(state.settings.hide);
 }
@@ -82,12 +84,14 @@ function follow() {
 
 function boot() {
   $('watch-code').textContent = code;
+  api.schema().then((s) => { schema = s; summarySig = ''; }).catch(() => {});
   state.fields = FIELDS.filter((f) => f.scope === 'view' && f.name !== 'run' &&
     f.name !== 'preset');
   for (const f of state.fields) state.settings[f.name] = f.default;
   Object.assign(state.settings, settingsFromQuery(state.fields), readUrl(state.fields));
   applyPresentation(state.settings.present);
   const hosts = mountPanels(state, PANELS, $('panels'));
+  fitHero();
   applyHidden(state.settings.hide);
   addPngButtons(state);
   Object.defineProperties(debug, {

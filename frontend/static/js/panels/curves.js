@@ -3,8 +3,13 @@
 import { markerShapes } from '../markers.js';
 import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
 import { stageInfo } from '../stages.js';
-import { TEST, TRAIN, baseLayout, plotDiv, react, thinnedSeries, toggle, toolbarDiv }
-  from './plot.js';
+import { TEST, TRAIN, baseLayout, plotDiv, plotFontSize, react, thinnedSeries, toggle,
+  toolbarDiv } from './plot.js';
+
+/** Band labels grow with the page's type (projector mode: html.present). */
+function bandLabelSize() {
+  return document.documentElement.classList.contains('present') ? plotFontSize() + 2 : 15;
+}
 
 function stageShapes(state, lastStep, logX) {
   const shapes = [];
@@ -20,7 +25,7 @@ function stageShapes(state, lastStep, logX) {
       line: { color: colour, width: 3, dash: 'dot' } });
     annotations.push({ xref: 'x', yref: 'paper', x: logX ? Math.log10(x0) : x0, y: 1,
       yanchor: 'bottom', xanchor: 'left', showarrow: false, text: s.stage,
-      font: { size: 15, color: '#111' }, bgcolor: colour });
+      font: { size: bandLabelSize(), color: '#111' }, bgcolor: colour });
   });
   return { shapes, annotations };
 }
@@ -51,6 +56,7 @@ function scrubber(bar, state) {
 
 export default {
   id: 'curves',
+  testid: 'curves',
   title: 'Accuracy and loss',
   caption: 'Train accuracy rises first (memorising); grokking is the later jump in test accuracy.',
   deps: ['metrics', 'stages', 'view'],
@@ -86,11 +92,15 @@ export default {
         annotations.push(...marks.annotations);
         react(div, data, baseLayout({
           margin: { l: 64, r: 20, t: 64, b: 48 },
-          xaxis: { title: { text: 'step' }, type: logX ? 'log' : 'linear', anchor: 'y2' },
-          yaxis: { title: { text: 'accuracy' }, domain: [0.52, 1], range: [-0.02, 1.02] },
-          yaxis2: { title: { text: 'loss' }, domain: [0, 0.45],
+          xaxis: { title: { text: 'step', standoff: 4 }, type: logX ? 'log' : 'linear',
+            anchor: 'y2', automargin: true },
+          // automargin + standoff: the axis titles never sit on the tick labels (10⁻¹ is wide)
+          yaxis: { title: { text: 'accuracy', standoff: 6 }, domain: [0.52, 1],
+            range: [-0.02, 1.02], automargin: true },
+          yaxis2: { title: { text: 'loss', standoff: 6 }, domain: [0, 0.45], automargin: true,
             type: state.settings.log_loss ? 'log' : 'linear', exponentformat: 'power',
-            nticks: 4 },
+            // decades only: Plotly's minor labels (2, 5) crowd a short log axis
+            ...(state.settings.log_loss ? { dtick: 1 } : { nticks: 4 }) },
           // above the stage labels, which sit on the plot's top edge
           legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.1, yanchor: 'bottom' },
           shapes, annotations,

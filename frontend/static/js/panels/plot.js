@@ -9,10 +9,17 @@ export const TEST = '#D55E00';
 
 const CONFIG = { displayModeBar: false, responsive: true };
 
+/** Plot type follows the page's: 16 px normally, ~0.8 rem of the projector's larger type. */
+export function plotFontSize() {
+  const root = document.documentElement;
+  if (!root.classList.contains('present')) return 16;
+  return Math.round(0.9 * parseFloat(getComputedStyle(root).fontSize));
+}
+
 export function baseLayout(extra = {}) {
   return {
     // presentation mode (?present=1, view-flags.js) enlarges every plot's type
-    font: { size: document.documentElement.classList.contains('present') ? 20 : 16,
+    font: { size: plotFontSize(),
       family: 'system-ui, "DejaVu Sans", sans-serif', color: '#111' },
     margin: { l: 64, r: 20, t: 10, b: 48 },
     paper_bgcolor: 'rgba(0,0,0,0)',
@@ -49,10 +56,19 @@ export function thinnedSeries(state) {
   return { x: pick(column(state, 'step'), idx), y: (key) => pick(column(state, key), idx) };
 }
 
+// a plot follows its box, not only the window: the hero's height, the projector's type and
+// a phone's rotation all change the box without a window resize that Plotly would notice
+const sizeWatch = window.ResizeObserver ? new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    if (target.data && target.isConnected) window.Plotly.Plots.resize(target);
+  }
+}) : null;
+
 export function plotDiv(container, cls = 'plot') {
   const div = document.createElement('div');
   div.className = cls;
   container.append(div);
+  sizeWatch?.observe(div);
   return div;
 }
 
@@ -60,6 +76,7 @@ export function note(container, text) {
   const p = document.createElement('p');
   p.className = 'empty-note';
   p.textContent = text;
+  p.dataset.waiting = text; // what render.js puts back when another run is attached
   container.append(p);
   return p;
 }

@@ -1,7 +1,9 @@
 // The current stage in plain words, what the theory says happens in it, and the detector's
 // evidence for the change (rule, indicators against thresholds).
 
+import { api } from '../api.js';
 import { pinnedStep } from '../scrub.js';
+import { TERMINAL } from '../session.js';
 import { currentStage } from '../state.js';
 import { outcomeInfo, stageInfo } from '../vocabulary.js';
 
@@ -34,9 +36,78 @@ function notes(stages) {
     { className: 'panel-meta stage-note', textContent: text }));
 }
 
+/** The value of metric `name` at the last row ≤ `step` (the latest row when step is null). */
+function valueAt(state, name, step) {
+  const col = state.metrics.columns[name];
+  if (!col) return undefined;
+  const steps = state.metrics.columns.step;
+  for (let i = col.length - 1; i >= 0; i--) {
+    if (step !== null && steps[i] > step) continue;
+    if (col[i] !== null) return col[i];
+  }
+  return undefined;
+}
+
+function firstValue(state, name) {
+  return state.metrics.columns[name]?.find((v) => v !== null);
+}
+
+/** An indicator's student label with its symbol as a hint (hover, and for screen readers). */
+function labelCell(cell, vocab, name) {
+  const words = vocab?.indicators?.[name];
+  cell.textContent = words?.label ?? name;
+  if (words) {
+    cell.title = `${words.symbol} · ${words.help}`;
+    cell.append(' ', Object.assign(document.createElement('span'),
+      { className: 'symbol', textContent: words.symbol }));
+  }
+}
+
+/** What the detector still needs before the next stage, with live values (stage_words.py). */
+function nextBlock(state, vocab, cur, at) {
+  const ev = cur.evidence?.indicators ?? {};
+  // C: on Stage III's indicators, the first (lazy) event's evidence, the run's group
+  const comps = ev.components ?? state.stages.find((s) => typeof s.evidence?.components
+    === 'number')?.evidence.components ?? state.started?.group?.components?.length;
+  // groups too small for Stage III to be claimed go from Stage II straight to generalised
+  const small = typeof comps === 'number' && comps < vocab?.interactive_min_components;
+  const next = (small ? vocab?.next_small : vocab?.next)?.[cur.stage];
+  if (!next) return [];
+  const table = document.createElement('table');
+  table.className = 'evidence next-needs';
+  table.id = 'stage-next';
+  table.innerHTML = '<tr><th>measured now</th><th>value</th><th>needed</th></tr>';
+  let met = 0;
+  for (const need of next.needs) {
+    let target = need.value;
+    if (need.scale === 'rise') {
+      const c0 = ev.conc_init ?? firstValue(state, 'conc_mean');
+      if (typeof c0 !== 'number') continue;
+      target = c0 + need.value * (1 - c0);
+    } else if (need.scale === 'share' || need.scale === 'count') {
+      if (typeof comps !== 'number') continue;
+      target = need.scale === 'share' ? need.value * comps : Math.min(need.value, comps);
+    }
+    const value = valueAt(state, need.indicator, at) ?? ev[need.indicator];
+    const ok = typeof value === 'number' && value >= target;
+    met += ok;
+    const tr = table.insertRow();
+    labelCell(tr.insertCell(), vocab, need.indicator);
+    tr.insertCell().textContent = value === undefined || value === null ? '—' : fmt(value);
+    const goal = tr.insertCell();
+    goal.textContent = `≥ ${fmt(target)} `;
+    goal.append(Object.assign(document.createElement('span'),
+      { className: ok ? 'ok' : 'warn', textContent: ok ? '✓' : '✗' }));
+  }
+  const title = Object.assign(document.createElement('p'), { className: 'next-title',
+    textContent: `To reach ${stageInfo(next.to).label}: ${met} of ${table.rows.length - 1} ` +
+      'conditions met' });
+  return [title, table];
+}
+
 /** Indicators as a table; a threshold sits next to the indicator of the same name, the
  *  others are listed below it (the detector names them after the rule they serve). */
-function evidenceBlock(evidence) {
+function evidenceBlock(evidence, vocab) {
   const ind = evidence?.indicators ?? {};
   const thr = evidence?.thresholds ?? {};
   const parts = [];
@@ -49,9 +120,9 @@ function evidenceBlock(evidence) {
     table.innerHTML = `<tr><th>indicator</th><th>value</th>${head}</tr>`;
     for (const name of names) {
       const tr = table.insertRow();
-      const cells = [name, fmt(ind[name])];
-      if (paired) cells.push(name in thr ? fmt(thr[name]) : '');
-      for (const text of cells) tr.insertCell().textContent = text;
+      labelCell(tr.insertCell(), vocab, name);
+      tr.insertCell().textContent = ind[name] === null ? '—' : fmt(ind[name]);
+      if (paired) tr.insertCell().textContent = name in thr ? fmt(thr[name]) : '';
     }
     parts.push(table);
   }
@@ -67,34 +138,49 @@ export default {
   id: 'stage',
   title: 'Stage now',
   caption: 'Which of the theory\'s stages the run is in, and the measurements that said so.',
-  deps: ['stages', 'run', 'view'],
-  minInterval: 100,
+  testid: 'stage-now',
+  deps: ['stages', 'run', 'view', 'metrics'],
+  minInterval: 250,
   mount(container, state) {
     const now = Object.assign(document.createElement('p'), { className: 'stage-now' });
-    const explain = Object.assign(document.createElement('p'), { className: 'stage-explain' });
     const outcome = Object.assign(document.createElement('p'), { className: 'stage-outcome' });
-    const evidence = document.createElement('div');
     const timeline = Object.assign(document.createElement('div'), { className: 'stage-timeline' });
-    const remarks = document.createElement('div');
-    container.append(now, explain, outcome, evidence, timeline, remarks);
+    const needs = document.createElement('div');
+    const explain = Object.assign(document.createElement('p'), { className: 'stage-explain' });
+    const remarks = document.createElement('div'); // detector notes and a fork's origin
+    const evidence = document.createElement('details');
+    evidence.className = 'stage-evidence';
+    container.append(now, outcome, timeline, needs, explain, remarks, evidence);
+    let vocab = null;
+    api.indicators().then((v) => { vocab = v; state.bump('stages'); })
+      .catch(() => {}); // without the words the card shows the raw names
     return {
       draw() {
         const at = pinnedStep(state); // looking back (replay): the stage at that step
         const cur = at === null ? currentStage(state)
           : [...state.stages].reverse().find((s) => s.step <= at) ?? null;
         if (!cur) {
-          now.textContent = state.run ? 'no stage detected yet' : 'no run yet';
+          const ended = state.run && TERMINAL.has(state.run.status);
+          const cell = state.run?.sweep;
+          now.textContent = !state.run ? 'no run yet'
+            : ended ? 'no stages recorded' : 'no stage detected yet';
           now.style.color = '';
-          explain.textContent = state.run ? 'Stage I (lazy learning) usually comes first: ' +
-            stageInfo('lazy').says : 'Pick a preset and press Start.';
+          explain.textContent = !state.run ? 'Pick a preset and press Start.'
+            : cell ? `This run is cell ${cell.index} of sweep ${cell.id}: sweep cells record ` +
+              'their metrics, weight snapshots and outcome, not the stage detector\'s events.'
+              : ended ? 'The stage detector recorded nothing for this run.'
+                : `${stageInfo('lazy').label} usually comes first: ${stageInfo('lazy').says}`;
           outcome.textContent = '';
           evidence.replaceChildren();
+          evidence.hidden = true;
           timeline.replaceChildren();
+          needs.replaceChildren();
           remarks.replaceChildren();
           return undefined;
         }
         const info = stageInfo(cur.stage);
-        now.textContent = `${info.label} (${when(cur)})`;
+        now.replaceChildren(info.label, ' ', Object.assign(document.createElement('span'),
+          { className: 'since', textContent: when(cur) }));
         now.dataset.stage = cur.stage;
         explain.textContent = info.says;
         const key = at === null ? state.summary?.outcome : null;
@@ -102,13 +188,20 @@ export default {
         // the outcome's explanation only when the stage shown does not already give it
         outcome.textContent = !key ? '' : `Outcome: ${outcomeInfo(key).label}.` +
           (key === cur.stage ? '' : ` ${outcomeInfo(key).says}`);
+        needs.replaceChildren(...nextBlock(state, vocab, cur, at));
         const rule = cur.evidence?.rule;
-        const parts = [];
+        const parts = [Object.assign(document.createElement('summary'),
+          // the indicators are the values at the row the evidence became conclusive
+          { textContent: `why the detector said ${stageInfo(cur.stage).short} at step ` +
+            `${cur.evidence?.conclusive_step ?? cur.step}` })];
         if (rule) {
           parts.push(Object.assign(document.createElement('p'),
             { textContent: `Evidence: ${rule}` }));
         }
-        evidence.replaceChildren(...parts, ...evidenceBlock(cur.evidence));
+        const open = evidence.open;
+        evidence.hidden = false;
+        evidence.replaceChildren(...parts, ...evidenceBlock(cur.evidence, vocab));
+        evidence.open = open;
         timeline.replaceChildren(...state.stages.map((s) => {
           const chip = Object.assign(document.createElement('span'), {
             className: 'stage-chip', textContent: `${stageInfo(s.stage).short} @ ${s.step}` });

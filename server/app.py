@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import logging
-import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import frontend
-from li2core.config import RunConfig
 
+from .errors import validation_error
 from .hub import Hub
+from .identity import ClientIdentity, IdentityCookie, load_secret
 from .jobs import LocalProcessRunner, Runner
+from .request_guard import RequestGuard
 from .routes import (
     bundles,
     classroom,
@@ -41,25 +41,6 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(frontend.__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-_CONFIG_FIELDS = set(RunConfig.model_fields)
-_LEADING_WORD = re.compile(r"(?:Value error, )?(\w+)")
-
-
-def _name_the_field(error: dict) -> dict:
-    """RunConfig's cross-field checks fail at loc ("body",); their message starts with the
-    field's name, so point loc at it (the contract: a 422 names the field)."""
-    if tuple(error.get("loc", ())) == ("body",) and error.get("type") == "value_error":
-        match = _LEADING_WORD.match(error.get("msg", ""))
-        if match and match.group(1) in _CONFIG_FIELDS:
-            return {**error, "loc": ("body", match.group(1))}
-    return error
-
-
-async def _validation_error(request: Request, exc: RequestValidationError):
-    fixed = RequestValidationError([_name_the_field(e) for e in exc.errors()], body=exc.body)
-    return await request_validation_exception_handler(request, fixed)
-
-
 def create_app(settings: Settings | None = None, runner: Runner | None = None,
                store: RunStore | None = None) -> FastAPI:
     """The app; the store opens and stale runs are marked interrupted when the lifespan starts.
@@ -92,7 +73,13 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
 
     app = FastAPI(title="li2lab", lifespan=lifespan)
     app.state.settings = settings
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    # outermost last: the cookie is set even on a request the guard refuses
+    app.add_middleware(RequestGuard, allowed_origins=settings.allowed_origins,
+                       json_max_bytes=settings.json_max_bytes,
+                       raw_max_bytes=settings.bundle_max_bytes)
+    app.state.identity = ClientIdentity(load_secret(settings))
+    app.add_middleware(IdentityCookie, identity=app.state.identity)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, exports, bundles, classroom, sweeps):
         app.include_router(module.router)

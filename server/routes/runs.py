@@ -13,10 +13,12 @@ from li2core.config import RunConfig
 
 from ..deps import ClientDep, InstructorDep, ServiceDep, StoreDep
 from ..jobs import AdmissionError
-from ..protocol import encode_snapshot
+from ..ownership import RunOwnerDep
+from ..protocol import MAX_WIRE_INT, encode_snapshot
 from ..service import RunConflict, RunNotFound
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
+MIN_THROTTLE = 0.01  # steps per second; slower would hold a job slot for days per step
 
 
 async def _existing(service, run_id: str) -> dict:
@@ -31,7 +33,8 @@ async def create_run(
     service: ServiceDep, client: ClientDep, _: InstructorDep,
     config: Annotated[RunConfig | None, Body(description="RunConfig fields; omitted → defaults")]
     = None,
-    max_steps_per_s: Annotated[float | None, Query(gt=0, le=100_000,
+    max_steps_per_s: Annotated[float | None, Query(ge=MIN_THROTTLE, le=100_000,
+                                                   allow_inf_nan=False,
                                                    description="throttle for lectures")] = None,
 ) -> dict:
     try:
@@ -56,7 +59,8 @@ async def get_run(run_id: str, service: ServiceDep) -> dict:
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep) -> dict:
+async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep,
+                     _owner: RunOwnerDep) -> dict:
     try:
         return await service.cancel(run_id)
     except RunNotFound:
@@ -66,7 +70,8 @@ async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep) -> dict
 
 
 @router.delete("/{run_id}", status_code=204)
-async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Response:
+async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep,
+                     _owner: RunOwnerDep) -> Response:
     try:
         await service.delete(run_id)
     except RunNotFound:
@@ -78,7 +83,7 @@ async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Resp
 
 @router.get("/{run_id}/metrics")
 async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
-                      since: Annotated[int, Query(ge=0)] = 0) -> dict:
+                      since: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0) -> dict:
     """Rows of every batch with seq > since; ``seq`` is the last one included (for ws since=)."""
     await _existing(service, run_id)
     batches = await asyncio.to_thread(store.metric_batches, run_id, since)
@@ -104,8 +109,9 @@ async def run_snapshot_steps(run_id: str, service: ServiceDep, store: StoreDep) 
             responses={200: {"content": {"application/octet-stream": {}}}})
 async def run_snapshot(
     run_id: str, service: ServiceDep, store: StoreDep,
-    step: Annotated[int | None, Query(ge=0, description="nearest stored step at or before; "
-                                                        "omitted → latest")] = None,
+    step: Annotated[int | None, Query(ge=0, le=MAX_WIRE_INT,
+                                      description="nearest stored step at or before; "
+                                                  "omitted → latest")] = None,
     format: Annotated[Literal["frame", "npz"], Query()] = "frame",
 ) -> Response:
     """The snapshot as a binary frame (docs/protocol.md) or, with format=npz, a numpy archive."""

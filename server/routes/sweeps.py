@@ -26,6 +26,7 @@ from ..jobs import AdmissionError
 from ..jobs.sweep_service import SweepConflict, SweepNotFound, SweepService
 from ..jobs.sweep_store import MemorySweepStore, SqliteSweepStore
 from ..jobs.sweep_worker import LocalSweepRunner
+from ..ownership import SweepOwnerDep
 from ..protocol import to_json
 from ..settings import Settings
 from ..store import RunStore
@@ -127,7 +128,8 @@ async def get_sweep(sweep_id: str, sweeps: SweepsDep) -> dict:
 
 
 @router.post("/api/sweeps/{sweep_id}/cancel")
-async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep) -> dict:
+async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep,
+                       _owner: SweepOwnerDep) -> dict:
     try:
         return await sweeps.cancel(sweep_id)
     except SweepNotFound:

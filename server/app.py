@@ -35,12 +35,16 @@ from .routes import (
 )
 from .service import RunService
 from .settings import Settings
+from .storage_guard import guard, stop_runs_that_lose_data, storage_full
 from .store import MemoryRunStore, RunStore, SqliteRunStore
+from .store.guarded import StorageFull
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(frontend.__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
 def create_app(settings: Settings | None = None, runner: Runner | None = None,
                store: RunStore | None = None) -> FastAPI:
     """The app; the store opens and stale runs are marked interrupted when the lifespan starts.
@@ -53,11 +57,13 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
         if run_store is None:
             run_store = (SqliteRunStore(settings.database_path) if settings.store == "sqlite"
                          else MemoryRunStore())
+        owned_store, run_store = run_store, guard(run_store, settings)
         service = RunService(
             settings, runner or LocalProcessRunner(settings.start_method, settings.cancel_grace),
             run_store, Hub(buffer_bytes=settings.replay_buffer_bytes,
                            snapshot_hz=settings.snapshot_hz, backlog=settings.viewer_backlog))
         app.state.service = service
+        stop_runs_that_lose_data(service, run_store)
         interrupted = await service.start()
         if interrupted:
             log.warning("marked %d run(s) left active by the previous server as interrupted",
@@ -69,11 +75,12 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
             await sweeps.stop_service(app)
             await service.shutdown()
             if store is None:
-                run_store.close()
+                owned_store.close()
 
     app = FastAPI(title="li2lab", lifespan=lifespan)
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StorageFull, storage_full)
     # outermost last: the cookie is set even on a request the guard refuses
     app.add_middleware(RequestGuard, allowed_origins=settings.allowed_origins,
                        json_max_bytes=settings.json_max_bytes,

@@ -58,6 +58,31 @@ def _record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(**data)
 
 
+class StoreUnreadable(RuntimeError):
+    """The database file is corrupt or not a database: one line naming it and what to do."""
+
+    def __init__(self, path: Path, exc: Exception) -> None:
+        super().__init__(f"{path} is not a readable run database ({exc}); stop the server, move "
+                         f"the file aside (mv {path} {path}.broken) to start with an empty "
+                         "store, or restore it from a backup")
+
+
+def check_readable(path: Path) -> None:
+    """Raise StoreUnreadable unless ``path`` (if it exists) is a sound SQLite database."""
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnreadable(path, exc) from None
+    if result != "ok":
+        raise StoreUnreadable(path, sqlite3.DatabaseError(result))
+
+
 class SqliteRunStore:
     """RunStore on one SQLite file; ``path`` is created with its parent folders."""
 
@@ -66,11 +91,18 @@ class SqliteRunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tasks: queue.Queue = queue.Queue()
         self._closed = False
+        # called on the database thread with a write that failed after its caller returned
+        # (GuardedStore turns it into failed runs and a degraded health)
+        self.write_failed = None
+        check_readable(self.path)
         ready: Future = Future()
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="runstore",
                                         daemon=True)
         self._thread.start()
-        ready.result()  # surfaces a bad path or a locked/corrupt file at start-up
+        try:
+            ready.result()  # surfaces a bad path or a locked/corrupt file at start-up
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnreadable(self.path, exc) from None
 
     # -- the database thread -------------------------------------------------------------------
     def _serve(self, ready: Future) -> None:
@@ -106,11 +138,13 @@ class SqliteRunStore:
                 except Exception as exc:  # noqa: BLE001 - one bad task must not stop the writer
                     if fut is None:
                         log.exception("run store: %s failed", fn.__name__)
+                        self._report(exc)
                     done.append((fut, None, exc))
             try:
                 db.execute("COMMIT")
             except sqlite3.Error as exc:  # e.g. disk full: fail this batch, keep serving
                 log.exception("run store: commit failed")
+                self._report(exc)
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 done = [(fut, None, exc) for fut, _, _ in done]
@@ -118,6 +152,10 @@ class SqliteRunStore:
                 if fut is not None:
                     fut.set_exception(exc) if exc else fut.set_result(result)
         db.close()
+
+    def _report(self, exc: BaseException) -> None:
+        if self.write_failed is not None:
+            self.write_failed(exc)
 
     def _call(self, fn, *args):
         if self._closed:

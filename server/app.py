@@ -18,6 +18,7 @@ from .errors import validation_error
 from .hub import Hub
 from .identity import ClientIdentity, IdentityCookie, load_secret
 from .jobs import LocalProcessRunner, Runner
+from .openapi_errors import document_errors
 from .request_guard import RequestGuard
 from .routes import (
     bundles,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    document_errors(app)
     # last: the frontend owns every path the API does not
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="frontend")

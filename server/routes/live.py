@@ -65,9 +65,9 @@ async def _send(websocket: WebSocket, frame: str | bytes) -> None:
         await websocket.send_text(frame)
 
 
-async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+async def _close(websocket: WebSocket, code: int, reason: str = "", timeout: float = 2) -> None:
     with contextlib.suppress(Exception):  # the client may already be gone
-        await asyncio.wait_for(websocket.close(code, reason), timeout=2)
+        await asyncio.wait_for(websocket.close(code, reason), timeout=timeout)
 
 
 async def _replay_ended(websocket: WebSocket, service: RunService, run_id: str,
@@ -116,7 +116,10 @@ async def _serve_viewer(websocket: WebSocket, viewer: Viewer) -> None:
         if not task.cancelled():
             task.exception()  # a send to a departed client fails; that is the normal end
     if viewer.too_slow.is_set():
-        await _close(websocket, CLOSE_TOO_SLOW, "too slow: reconnect with since=<last seq>")
+        # a slow link reads what is queued before it reaches the close frame: give it time,
+        # or it sees an abnormal 1006 instead of the 4008 that tells it to reconnect
+        await _close(websocket, CLOSE_TOO_SLOW, "too slow: reconnect with since=<last seq>",
+                     timeout=15)
     elif sender in done and sender.exception() is None:
         await _close(websocket, CLOSE_NORMAL)
 

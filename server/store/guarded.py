@@ -22,7 +22,7 @@ import numpy as np
 from .base import TERMINAL, RunRecord, RunStore, StageRecord
 
 CHECK_EVERY_S = 0.25  # free space is read at most this often, or after reserve/4 bytes
-RECOVERY_S = 30.0  # a store without a disk to measure is trusted again this long after an error
+RECOVERY_S = 30.0  # degraded at least this long after a failed write (and until space is back)
 
 
 class StorageFull(OSError):
@@ -78,8 +78,8 @@ class GuardedStore:
     def _degraded(self, free: int | None) -> bool:
         low = free is not None and free < self.reserve_bytes
         if self._error_at is not None:
-            recovered = (free >= 2 * self.reserve_bytes if free is not None
-                         else time.monotonic() - self._error_at > RECOVERY_S)
+            recovered = time.monotonic() - self._error_at > RECOVERY_S and \
+                (free is None or free >= 2 * self.reserve_bytes)
             if recovered:
                 self._error_at = None
         return low or self._error_at is not None

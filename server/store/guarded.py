@@ -21,7 +21,10 @@ import numpy as np
 
 from .base import TERMINAL, RunRecord, RunStore, StageRecord
 
-CHECK_EVERY_S = 0.25  # free space is read at most this often, or after reserve/4 bytes
+CHECK_EVERY_S = 0.25  # free space is read at most this often
+# a byte handed to the store costs up to twice its size on disk (SQLite's WAL, then the file)
+# and reaches the disk later than the write call: count it so, until the next measurement
+DISK_COST = 2
 RECOVERY_S = 30.0  # degraded at least this long after a failed write (and until space is back)
 
 
@@ -68,12 +71,11 @@ class GuardedStore:
         if self.data_dir is None:
             return None
         now = time.monotonic()
-        if force or now - self._checked_at > CHECK_EVERY_S or \
-                self._since_check > self.reserve_bytes // 4:
+        if force or now - self._checked_at > CHECK_EVERY_S:
             with contextlib.suppress(OSError):
                 self._free = shutil.disk_usage(self.data_dir).free
             self._checked_at, self._since_check = now, 0
-        return self._free
+        return None if self._free is None else self._free - self._since_check
 
     def _degraded(self, free: int | None) -> bool:
         low = free is not None and free < self.reserve_bytes
@@ -115,15 +117,15 @@ class GuardedStore:
             writes = self._runs.setdefault(run_id, _RunWrites())
             if writes.lost is not None:
                 return False
-            self._since_check += nbytes
             free = self._free_bytes()
-            if free is not None and free - nbytes < self.reserve_bytes:
+            if free is not None and free - DISK_COST * nbytes < self.reserve_bytes:
                 self._error = (f"data disk almost full: {_mb(free)} free, under the reserve of "
                                f"{_mb(self.reserve_bytes)} (LI2_STORAGE_RESERVE_BYTES)")
                 self._error_at = time.monotonic()
                 self._fail(run_id, f"storage: {self._error}; the run was stopped and what was "
                                    "stored before is kept")
                 return False
+            self._since_check += DISK_COST * nbytes
             return True
 
     def _check_space(self) -> None:

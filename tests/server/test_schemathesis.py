@@ -38,7 +38,7 @@ def test_generated_requests_get_no_server_error(fuzzed_server, capsys):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case):
-            counts[operation.label] = counts.get(operation.label, 0) + 1
+            counts[case.operation.label] = counts.get(case.operation.label, 0) + 1
             response = case.call(timeout=10)
             case.validate_response(response, checks=[not_a_server_error,
                                                      status_code_conformance])

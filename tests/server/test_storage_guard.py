@@ -3,6 +3,7 @@ the store stays readable; the per-run snapshot budget thins snapshots (docs/secu
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import uuid
 
@@ -54,6 +55,9 @@ def test_a_run_that_fills_the_disk_fails_naming_storage(small_disk):
             # what was stored is still readable
             assert c.get(f"/api/runs/{run['id']}/snapshots").json()
             assert c.get(f"/api/runs/{run['id']}/snapshot").status_code == 200
+            # something else fills the disk: new runs are refused with a reason, not a 500
+            free = shutil.disk_usage(small_disk).free
+            (small_disk / "filler").write_bytes(b"\0" * (free - (1 << 20)))
             r = c.post("/api/runs", json=TINY)
             assert r.status_code == 503 and "disk is full" in r.json()["detail"]
     finally:

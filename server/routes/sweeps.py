@@ -22,6 +22,7 @@ from li2core.sweep import SweepConfig
 from li2core.sweep_presets import SWEEP_PRESETS
 
 from ..deps import ClientDep, InstructorDep, SettingsDep
+from ..errors import error_entries
 from ..jobs import AdmissionError
 from ..jobs.sweep_service import SweepConflict, SweepNotFound, SweepService
 from ..jobs.sweep_store import MemorySweepStore, SqliteSweepStore
@@ -84,10 +85,7 @@ def parse_spec(body: dict) -> SweepConfig:
     try:
         return SweepConfig.model_validate(body)
     except ValidationError as exc:
-        errors = [{k: v for k, v in e.items() if k != "url"} for e in exc.errors()]
-        for e in errors:
-            if "ctx" in e:  # exceptions inside ctx are not JSON
-                e["ctx"] = {k: str(v) for k, v in e["ctx"].items()}
+        errors = error_entries(exc.errors(include_url=False))  # a base field's check: in loc
         raise RequestValidationError([_locate(e, body) for e in errors], body=body) from None
 
 

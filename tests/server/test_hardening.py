@@ -70,6 +70,8 @@ def test_cross_field_errors_carry_the_field_in_loc(make_client):
     r = make_client().post("/api/runs", json={"group": "Z200", "hidden": 4096})
     body = _refused(r, 422, "body", "hidden")
     assert not body["detail"][0]["msg"].startswith("Value error")
+    r = make_client().post("/api/sweeps", json={"base": {"group": "Z200", "hidden": 4096}})
+    _refused(r, 422, "body", "base", "hidden")
 
 
 @pytest.mark.parametrize("path", ["/api/runs/{id}/metrics?since=" + str(2**63),
@@ -252,3 +254,20 @@ def test_a_huge_spec_via_the_api_is_fast_on_a_real_server(tmp_path):
         r = httpx.get(f"http://{host}/api/groups/" + "Z2x" * 20 + "Z2")
         assert r.status_code == 422 and time.monotonic() - start < FAST
         wait_until(lambda: httpx.get(f"http://{host}/api/health").status_code == 200)
+
+
+def test_another_clients_sweep_cancel_is_403(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from server.jobs.sweep_worker import ThreadSweepRunner
+    from server.store import MemoryRunStore
+    app = create_app(settings(tmp_path), runner=FakeRunner(), store=MemoryRunStore())
+    app.state.sweep_runner = ThreadSweepRunner(step_delay=0.05)
+    spec = {"name": "mine", "base": {"group": "Z5", "hidden": 16, "steps": 200},
+            "grid": {"seed": [0, 1]}}
+    with TestClient(app) as c:
+        me, other = browser(c, "me"), browser(c, "other")
+        sweep = c.post("/api/sweeps", json=spec, headers=me).json()
+        r = c.post(f"/api/sweeps/{sweep['id']}/cancel", headers=other)
+        assert r.status_code == 403 and "another client" in r.json()["detail"]
+        assert c.post(f"/api/sweeps/{sweep['id']}/cancel", headers=me).status_code == 200

@@ -88,8 +88,10 @@ class IdentityCookie:
             scope[SCOPE_KEY] = client
             await self.app(scope, receive, send)
             return
+        # Lax, not Strict: a student arriving by a link from another site must still send
+        # it, or the lab would hand out a new identity and the old runs would stop being theirs
         header = (f"{COOKIE}={self.identity.issue()}; Path=/; Max-Age={MAX_AGE}; HttpOnly; "
-                  "SameSite=Strict").encode()
+                  "SameSite=Lax").encode()
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":

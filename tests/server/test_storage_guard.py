@@ -114,3 +114,42 @@ def test_a_corrupt_database_is_named_in_one_line(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and "mv " in lines[0]
+
+
+def test_the_sql_writer_reports_a_lost_write_on_both_dialects(store_factory):
+    if store_factory.kind == "memory":
+        pytest.skip("the memory store writes synchronously: nothing is lost after the call")
+    sql = store_factory()
+    store = GuardedStore(sql, data_dir=None, reserve_bytes=0, snapshot_budget=1 << 30)
+    failed = []
+    store.on_failure = lambda run_id, reason: failed.append((run_id, reason))
+    run_id = uuid.uuid4().hex[:12]
+    store.create_run(_record(run_id))
+    store.add_metrics(run_id, 1, [{"step": 0}])
+    # a fire-and-forget task failing inside the writer thread, as a full disk would
+    sql._send(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
+    sql.flush()
+    wait_until(lambda: failed)
+    assert failed[0][0] == run_id and failed[0][1].startswith("storage:")
+    assert store.health()["ok"] is False and "no_such_table" in store.health()["last_write_error"]
+    store.update_run(run_id, status="completed")
+    sql.flush()
+    assert sql.get_run(run_id).status == "failed"
+
+
+def test_a_sweep_cell_that_lost_data_fails_its_sweep(tmp_path):
+    app = create_app(settings(tmp_path), runner=FakeRunner(sweep_step_delay=0.05),
+                     store=MemoryRunStore())
+    spec = {"name": "lossy", "base": {"group": "Z5", "hidden": 16, "steps": 400},
+            "grid": {"seed": [0, 1]}}
+    with TestClient(app) as c:
+        sweep = c.post("/api/sweeps", json=spec).json()
+        cell = wait_until(lambda: c.get(f"/api/sweeps/{sweep['id']}").json()["cells"][0]
+                          .get("run_id"))
+        wait_until(lambda: c.get(f"/api/sweeps/{sweep['id']}").json()["status"] == "running")
+        # what GuardedStore does (from the writer thread) when a cell's row cannot be stored
+        app.state.service.store.on_failure(cell, "storage: a write to the run store failed")
+        done = wait_until(lambda: (s := c.get(f"/api/sweeps/{sweep['id']}").json())["status"]
+                          not in ("queued", "running") and s, timeout=30)
+        assert done["status"] == "failed", done["status"]
+        assert "storage" in (done.get("error") or "")

@@ -16,6 +16,9 @@ def test_health_schema_presets_groups(make_client):
     health = c.get("/api/health").json()
     assert health["status"] == "ok" and health["max_jobs"] == 1
     assert isinstance(health["cpu_bf16"], bool)  # whether precision=bf16 has hardware here
+    # one health answer carries the job counts, the store and runner, and the storage state
+    assert {"runner", "store", "running", "queued", "storage", "version"} <= set(health)
+    assert health["storage"]["ok"] is True
     assert c.get("/api/config/schema").json() == field_bounds()
     presets = c.get("/api/presets").json()
     assert [p["name"] for p in presets] == list(PRESETS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from .groups import GroupError, group_from_table, parse_group
+from .groups import MAX_ORDER, GroupError, group_from_table, parse_group
 
 # hidden activations are n×K floats, several times over (forward, backward, Adam state);
 # this cap keeps the largest run near 2 GiB on a 24 GiB, 2-core machine.
@@ -41,16 +41,38 @@ def _meta(label: str, symbol: str, section: str, unit: str = "") -> dict:
     return {"label": label, "symbol": symbol, "section": section, "unit": unit}
 
 
+# a Cayley table row: bounded before numpy sees it (an int >= 2**63 would not fit int64)
+TableRow = Annotated[list[Annotated[int, Field(ge=0, lt=MAX_ORDER)]],
+                     Field(max_length=MAX_ORDER)]
+
+
+class FieldError(ValueError):
+    """A cross-field check that failed: ``field`` is the one to change (clients read it, not
+    the message, to know which control is at fault)."""
+
+    def __init__(self, field: str, msg: str) -> None:
+        super().__init__(msg)
+        self.field = field
+
+
+def error_field(error: dict) -> str | None:
+    """The field named by a FieldError raised inside a validator, else None."""
+    cause = (error.get("ctx") or {}).get("error")
+    return getattr(cause, "field", None)
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run; stored with it, so the stored config reproduces it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: JSON types as given ("64" is not 64, true is not 1); finite floats only
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     group: str = Field("Z23", description="Group spec: Z<M>, products like Z4xZ7, D<n>, S<n>, "
                        "or 'custom' with group_table", max_length=64,
                        json_schema_extra=_meta("group", "G", "task"))
-    group_table: list[list[int]] | None = Field(
-        None, description="Cayley table for group='custom' (row a, column b holds a·b)",
+    group_table: list[TableRow] | None = Field(
+        None, max_length=MAX_ORDER,
+        description="Cayley table for group='custom' (row a, column b holds a·b)",
         json_schema_extra=_meta("Cayley table", "", "task"))
     train_fraction: float = Field(0.5, gt=0.0, lt=1.0, description="p: fraction of the M² table "
                                   "used for training",
@@ -119,24 +141,26 @@ class RunConfig(BaseModel):
     def _fits_machine(self) -> RunConfig:
         if self.group == "custom":
             if self.group_table is None:
-                raise ValueError("group_table is required when group='custom'")
+                raise FieldError("group_table", "group_table is required when group='custom'")
             try:
                 group_from_table(self.group_table)
             except GroupError as exc:
-                raise ValueError(f"group_table: {exc}") from None
+                raise FieldError("group_table", f"group_table: {exc}") from None
         elif self.group_table is not None:
-            raise ValueError("group_table is only allowed with group='custom'")
+            raise FieldError("group_table", "group_table is only allowed with group='custom'")
         m = self.group_order
         if m * m * self.hidden > MAX_TABLE_TIMES_WIDTH:
-            raise ValueError(
-                f"hidden: {self.hidden} nodes on a table of {m}² rows exceeds the memory bound "
+            raise FieldError(
+                "hidden", f"hidden: {self.hidden} nodes on a table of {m}² rows exceeds the "
+                "memory bound "
                 f"(order² × hidden ≤ {MAX_TABLE_TIMES_WIDTH}); use hidden ≤ "
                 f"{MAX_TABLE_TIMES_WIDTH // (m * m)}"
             )
         n_train = round(self.train_fraction * m * m)
         if n_train < 1 or n_train >= m * m:
-            raise ValueError(
-                f"train_fraction: {self.train_fraction} leaves {n_train} of {m * m} rows for "
+            raise FieldError(
+                "train_fraction", f"train_fraction: {self.train_fraction} leaves {n_train} of "
+                f"{m * m} rows for "
                 "training; both train and test sets must be non-empty"
             )
         return self

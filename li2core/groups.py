@@ -8,6 +8,7 @@ Spec grammar: factors joined by ``x``; a factor is ``Z<M>`` (cyclic, M >= 2), ``
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,8 @@ from functools import cached_property
 import numpy as np
 
 MAX_ORDER = 256
-_FACTOR = re.compile(r"([ZDS])(\d+)$")
+MAX_SPEC_LENGTH = 64
+_FACTOR = re.compile(r"([ZDS])(\d{1,6})$")
 
 
 class GroupError(ValueError):
@@ -142,12 +144,26 @@ def _check_order(m: int, name: str) -> None:
         raise GroupError(f"{name}: order {m} exceeds the limit of {MAX_ORDER}")
 
 
+def _factor_order(letter: str, n: int) -> int:
+    """Order of one factor, checked without building it (S<n> is bounded before n!)."""
+    if letter == "S":
+        if not 2 <= n <= 5:
+            raise GroupError(f"S{n}: a symmetric group S<n> needs 2 <= n <= 5 (order <= 120)")
+        return math.factorial(n)
+    return 2 * n if letter == "D" else n
+
+
 def parse_group(spec: str) -> Group:
-    """Build a group from a spec such as ``Z71``, ``Z4xZ7``, ``D5`` or ``S4``."""
+    """Build a group from a spec such as ``Z71``, ``Z4xZ7``, ``D5`` or ``S4``.
+
+    The whole spec is read and its order bounded before any table is built, so a long
+    product of small factors costs nothing."""
     if not isinstance(spec, str) or not spec.strip():
         raise GroupError("empty group spec; expected e.g. Z71, Z4xZ7, D5, S4")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise GroupError(f"group spec longer than {MAX_SPEC_LENGTH} characters")
     parts = spec.strip().split("x")
-    factors = []
+    parsed, order = [], 1
     for part in parts:
         m = _FACTOR.match(part)
         if not m:
@@ -155,7 +171,11 @@ def parse_group(spec: str) -> Group:
                 f"{spec!r}: cannot read factor {part!r}; expected Z<M>, D<n> or S<n> joined by 'x'"
             )
         letter, n = m.group(1), int(m.group(2))
-        factors.append({"Z": cyclic, "D": dihedral, "S": symmetric}[letter](n))
+        order *= _factor_order(letter, n)
+        parsed.append((letter, n))
+    if len(parsed) > 1 and order > MAX_ORDER:
+        _check_order(order, spec.strip())
+    factors = [{"Z": cyclic, "D": dihedral, "S": symmetric}[letter](n) for letter, n in parsed]
     return factors[0] if len(factors) == 1 else direct_product(factors)
 
 

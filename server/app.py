@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import plotly
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import frontend
-from li2core.config import RunConfig
 
+from .errors import validation_error
 from .hub import Hub
+from .identity import ClientIdentity, IdentityCookie, load_secret
 from .jobs import JobLifecycle, Limits, Runner
 from .jobs.lifecycle import JobConflict, JobNotFound
 from .jobs.runners import make_runner
 from .jobs.sweep_service import SweepService
+from .openapi_errors import document_errors
+from .request_guard import RequestGuard
 from .routes import (
     bundles,
     classroom,
@@ -42,24 +43,14 @@ from .routes import (
 )
 from .service import RunService
 from .settings import Settings
+from .storage_guard import guard, stop_runs_that_lose_data, storage_full
 from .store import RunStore, open_store
+from .store.guarded import StorageFull
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(frontend.__file__).parent / "static"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-_CONFIG_FIELDS = set(RunConfig.model_fields)
-_LEADING_WORD = re.compile(r"(?:Value error, )?(\w+)")
-
-
-def _name_the_field(error: dict) -> dict:
-    """RunConfig's cross-field checks fail at loc ("body",); their message starts with the
-    field's name, so point loc at it (the contract: a 422 names the field)."""
-    if tuple(error.get("loc", ())) == ("body",) and error.get("type") == "value_error":
-        match = _LEADING_WORD.match(error.get("msg", ""))
-        if match and match.group(1) in _CONFIG_FIELDS:
-            return {**error, "loc": ("body", match.group(1))}
-    return error
 
 
 async def _job_not_found(request: Request, exc: JobNotFound) -> JSONResponse:
@@ -68,11 +59,6 @@ async def _job_not_found(request: Request, exc: JobNotFound) -> JSONResponse:
 
 async def _job_conflict(request: Request, exc: JobConflict) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=409)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError):
-    fixed = RequestValidationError([_name_the_field(e) for e in exc.errors()], body=exc.body)
-    return await request_validation_exception_handler(request, fixed)
 
 
 def create_app(settings: Settings | None = None, runner: Runner | None = None,
@@ -84,7 +70,9 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        run_store = store if store is not None else await asyncio.to_thread(open_store, settings)
+        owned_store = store if store is not None else await asyncio.to_thread(open_store,
+                                                                               settings)
+        run_store = guard(owned_store, settings)
         job_runner = runner or await asyncio.to_thread(make_runner, settings)
         lifecycle = JobLifecycle(settings, job_runner, {
             "run": Limits(settings.quota, settings.max_queued),
@@ -94,6 +82,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
             backlog=settings.viewer_backlog))
         app.state.service = service
         app.state.sweeps = SweepService(service)
+        stop_runs_that_lose_data(lifecycle, run_store)
         interrupted = await service.start()
         interrupted += await app.state.sweeps.start()
         if interrupted:
@@ -106,13 +95,20 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
         finally:
             await service.shutdown()
             if store is None:
-                run_store.close()
+                owned_store.close()
 
     app = FastAPI(title="li2lab", lifespan=lifespan)
     app.state.settings = settings
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(JobNotFound, _job_not_found)
     app.add_exception_handler(JobConflict, _job_conflict)
+    app.add_exception_handler(StorageFull, storage_full)
+    # outermost last: the cookie is set even on a request the guard refuses
+    app.add_middleware(RequestGuard, allowed_origins=settings.allowed_origins,
+                       json_max_bytes=settings.json_max_bytes,
+                       raw_max_bytes=settings.bundle_max_bytes)
+    app.state.identity = ClientIdentity(load_secret(settings))
+    app.add_middleware(IdentityCookie, identity=app.state.identity)
     for module in (health, config, presets, groups, runs, live,
                    forks, replay, predict, exports, bundles, classroom, sweeps,
                    theory, vocabulary):
@@ -124,6 +120,7 @@ def create_app(settings: Settings | None = None, runner: Runner | None = None,
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    document_errors(app)
     # last: the frontend owns every path the API does not
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False),
               name="frontend")

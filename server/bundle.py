@@ -34,7 +34,7 @@ from pydantic import (
 from li2core.config import RunConfig
 from li2core.irreps import isotypic_components
 
-from .protocol import to_json
+from .protocol import MAX_WIRE_INT, to_json
 from .store import TERMINAL, MetricBatch, RunRecord, StageRecord, StoredSnapshot
 
 FORMAT = "li2lab-run-bundle"
@@ -73,7 +73,7 @@ class _Part(BaseModel):
 
 class ParentPart(_Part):
     run_id: str = Field(max_length=64)
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=MAX_WIRE_INT)
     changes: dict = {}
 
 
@@ -94,20 +94,20 @@ class RunPart(_Part):
     started: dict | None = None
     summary: dict | None = None
     error: str | None = Field(None, max_length=100_000)
-    last_seq: int = Field(ge=0)
+    last_seq: int = Field(ge=0, le=MAX_WIRE_INT)
     lineage: LineagePart | None = None
 
 
 class StagePart(_Part):
-    seq: int = Field(ge=1)
-    step: int = Field(ge=0)
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)
+    step: int = Field(ge=0, le=MAX_WIRE_INT)
     stage: str = Field(pattern=r"^[a-z_]{1,32}$")
     evidence: dict = {}
 
 
 class SnapshotPart(_Part):
-    seq: int = Field(ge=1)
-    step: int = Field(ge=0)
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)
+    step: int = Field(ge=0, le=MAX_WIRE_INT)
     file: str = Field(pattern=r"^snapshots/[0-9]{1,12}\.npz$")
 
 
@@ -121,7 +121,7 @@ class Manifest(_Part):
 
 
 class BatchPart(_Part):
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_WIRE_INT)
     rows: list[dict[str, StrictInt | FiniteFloat | None]]
 
     @field_validator("rows")
@@ -194,6 +194,8 @@ def _json(zf: zipfile.ZipFile, name: str):
         return json.loads(raw, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError([name], f"{name}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError([name], f"{name}: JSON nested too deeply") from None
 
 
 def expected_shapes(config: RunConfig) -> dict[str, tuple[int, ...]]:

@@ -8,6 +8,7 @@ import ipaddress
 import sys
 
 from .settings import Settings, SettingsError
+from .store.sqlite import StoreUnreadable, check_readable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +83,13 @@ def serve_command(argv: list[str]) -> int:
         print(f"li2 serve: warning: listening on {settings.host} without an instructor token; "
               "anyone who can reach this port can start runs (quota "
               f"{settings.quota} per client)", file=sys.stderr)
+
+    if settings.store == "sqlite":
+        try:  # one line naming the file, not a traceback from inside the server's start-up
+            check_readable(settings.database_path)
+        except StoreUnreadable as exc:
+            print(f"li2 serve: {exc}", file=sys.stderr)
+            return 2
 
     import uvicorn
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException
 from fastapi.requests import HTTPConnection
 
+from .identity import client_key
 from .service import RunService
 from .settings import Settings
 from .store import RunStore
-
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def get_settings(conn: HTTPConnection) -> Settings:
@@ -29,13 +27,15 @@ def get_store(conn: HTTPConnection) -> RunStore:
 
 
 def client_id(conn: HTTPConnection) -> str:
-    """Quota key: the X-Client-Id header if well-formed, else the peer's IP address."""
-    header = conn.headers.get("x-client-id")
-    if header is not None:
-        if not _CLIENT_ID.match(header):
-            raise HTTPException(422, "X-Client-Id: 1-64 characters of letters, digits, _ . : -")
-        return f"id:{header}"
-    return f"ip:{conn.client.host if conn.client else 'unknown'}"
+    """Quota and ownership key: the signed cookie's id, else X-Client-Id, else the IP."""
+    return client_key(conn)
+
+
+def is_instructor(settings: Settings, token: str | None) -> bool:
+    """A token is configured and ``token`` matches it (compared in constant time)."""
+    expected = settings.instructor_token
+    return expected is not None and token is not None and \
+        hmac.compare_digest(token.encode(), expected.encode())
 
 
 def require_instructor(settings: Annotated[Settings, Depends(get_settings)],
@@ -47,7 +47,7 @@ def require_instructor(settings: Annotated[Settings, Depends(get_settings)],
     if x_instructor_token is None:
         raise HTTPException(401, "X-Instructor-Token header required: this server restricts "
                                  "creating, cancelling and deleting runs to instructors")
-    if not hmac.compare_digest(x_instructor_token.encode(), expected.encode()):
+    if not is_instructor(settings, x_instructor_token):
         raise HTTPException(403, "X-Instructor-Token does not match")
 
 

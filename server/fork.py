@@ -6,25 +6,26 @@ The fork trains from the snapshot's W and V (li2core.train's ``initial``); optim
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from li2core.config import RunConfig
+from li2core.config import RunConfig, error_field
+
+from .protocol import MAX_WIRE_INT
 
 # these fix the shapes of W (2M×K) and V (K×M): a fork keeps the parent's weights, so not these
 SHAPE_FIELDS = ("group", "group_table", "hidden")
-_LEADING_FIELD = re.compile(r"(?:Value error, )?(\w+)")
 
 
 class ForkRequest(BaseModel):
     """Body of POST /api/runs/{id}/fork."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    step: int = Field(ge=0, description="fork from the stored snapshot at or before this step")
+    step: int = Field(ge=0, le=MAX_WIRE_INT,
+                      description="fork from the stored snapshot at or before this step")
     changes: dict[str, Any] = Field(
         default_factory=dict, description="RunConfig fields to change, e.g. {\"lr\": 0.01}; "
         "steps = how many further steps (default: the parent's remaining ones)")
@@ -52,12 +53,10 @@ def _error(field: str, msg: str, kind: str = "value_error") -> dict:
 def _config_errors(exc: ValidationError, fields: set[str]) -> list[dict]:
     """RunConfig's errors located under body.changes; cross-field ones named by their field."""
     out = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=False):
-        loc = [str(p) for p in err["loc"]]
-        if not loc:
-            match = _LEADING_FIELD.match(err["msg"])
-            loc = [match.group(1)] if match and match.group(1) in fields else []
-        out.append({"loc": ["body", "changes", *loc], "msg": err["msg"], "type": err["type"]})
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"]] or [f for f in [error_field(err)] if f in fields]
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append({"loc": ["body", "changes", *loc], "msg": msg, "type": err["type"]})
     return out
 
 

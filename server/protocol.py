@@ -18,6 +18,9 @@ SNAPSHOT_VERSION = 1
 _PREFIX = struct.Struct("<4sHHI")
 _ALIGN = 8  # every array starts on an 8-byte boundary so the browser can view it in place
 DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8}
+# the bound of every seq / step / index a client sends: exact in a browser's JSON numbers, and
+# far inside SQLite's 64-bit integers (a larger one would fail there, not here)
+MAX_WIRE_INT = 2**53 - 1
 
 
 def _plain(obj: Any) -> Any:

@@ -65,6 +65,15 @@ class Settings(BaseModel):
                                    "e.g. http://10.0.0.5:8000 (classroom links, QR codes)")
     bundle_max_bytes: int = Field(256 << 20, ge=1 << 10, le=4 << 30,
                                   description="largest run bundle POST /api/bundles accepts")
+    # hardening (docs/security.md)
+    client_secret: str | None = Field(None, min_length=16, description="signs client cookies "
+                                      "(default: a random one kept in data_dir)")
+    json_max_bytes: int = Field(1 << 20, ge=1 << 12, le=64 << 20,
+                                description="largest JSON request body")
+    run_snapshot_bytes: int = Field(64 << 20, ge=1 << 20, le=64 << 30, description="stored "
+                                    "snapshot bytes per run before snapshots are thinned")
+    storage_reserve_bytes: int = Field(2 << 20, ge=0, le=64 << 30, description="free disk "
+                                       "below which runs stop writing and fail, naming storage")
 
     @field_validator("max_jobs")
     @classmethod

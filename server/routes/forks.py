@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from ..deps import ClientDep, InstructorDep, ServiceDep, StoreDep
 from ..fork import ForkError, ForkRequest, plan_fork
 from ..jobs import AdmissionError
+from .runs import MIN_THROTTLE
 
 router = APIRouter(prefix="/api/runs", tags=["forks"])
 
@@ -19,7 +20,8 @@ router = APIRouter(prefix="/api/runs", tags=["forks"])
 async def fork_run(
     run_id: str, body: ForkRequest, service: ServiceDep, store: StoreDep, client: ClientDep,
     _: InstructorDep,
-    max_steps_per_s: Annotated[float | None, Query(gt=0, le=100_000, description="default: "
+    max_steps_per_s: Annotated[float | None, Query(ge=MIN_THROTTLE, le=100_000, allow_inf_nan=False,
+                                                   description="default: "
                                                    "the parent's throttle")] = None,
 ) -> dict:
     """A new run from the snapshot at or before ``step``; it records parent, step and changes."""

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from li2core.fused import cpu_has_bf16_units
 
 from ..deps import ServiceDep
+from ..storage_guard import storage_health
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +23,9 @@ except metadata.PackageNotFoundError:  # running from a source tree without an i
 @router.get("/api/health")
 async def health(service: ServiceDep) -> dict:
     queue = service.lifecycle.queue
-    return {"status": "ok", "version": VERSION, "runner": service.runner.name,
+    storage = storage_health(service.store)  # degraded: short of space or a write failed
+    return {"status": "ok" if storage is None or storage["ok"] else "degraded",
+            "storage": storage, "version": VERSION, "runner": service.runner.name,
             "store": service.settings.store, "max_jobs": queue.max_jobs,
             "running": len(queue.running), "queued": len(queue.queued),
             # precision=bf16 is only faster where the CPU multiplies bf16 in hardware

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 
 from ..deps import ServiceDep, SettingsDep
 from ..hub import Viewer
-from ..protocol import encode_snapshot, to_json
+from ..protocol import MAX_WIRE_INT, encode_snapshot, to_json
 from ..service import RunService, run_view
 from ..store import RunStore
 
@@ -23,6 +24,7 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # bad origin or bad query
 CLOSE_TOO_SLOW = 4008  # backlog overflow: reconnect with since=<last seq>
 CLOSE_NOT_FOUND = 4404
+_SINCE = re.compile(r"^[0-9]{1,16}$")
 
 
 def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
@@ -63,9 +65,9 @@ async def _send(websocket: WebSocket, frame: str | bytes) -> None:
         await websocket.send_text(frame)
 
 
-async def _close(websocket: WebSocket, code: int, reason: str = "") -> None:
+async def _close(websocket: WebSocket, code: int, reason: str = "", timeout: float = 2) -> None:
     with contextlib.suppress(Exception):  # the client may already be gone
-        await asyncio.wait_for(websocket.close(code, reason), timeout=2)
+        await asyncio.wait_for(websocket.close(code, reason), timeout=timeout)
 
 
 async def _replay_ended(websocket: WebSocket, service: RunService, run_id: str,
@@ -114,7 +116,10 @@ async def _serve_viewer(websocket: WebSocket, viewer: Viewer) -> None:
         if not task.cancelled():
             task.exception()  # a send to a departed client fails; that is the normal end
     if viewer.too_slow.is_set():
-        await _close(websocket, CLOSE_TOO_SLOW, "too slow: reconnect with since=<last seq>")
+        # a slow link reads what is queued before it reaches the close frame: give it time,
+        # or it sees an abnormal 1006 instead of the 4008 that tells it to reconnect
+        await _close(websocket, CLOSE_TOO_SLOW, "too slow: reconnect with since=<last seq>",
+                     timeout=15)
     elif sender in done and sender.exception() is None:
         await _close(websocket, CLOSE_NORMAL)
 
@@ -127,7 +132,8 @@ async def run_stream(websocket: WebSocket, run_id: str, service: ServiceDep,
         return
     await websocket.accept()
     raw = websocket.query_params.get("since", "0")
-    if not raw.isdigit():
+    # ASCII digits only (str.isdigit also takes "²"), and few enough to stay a wire integer
+    if not _SINCE.match(raw) or int(raw) > MAX_WIRE_INT:
         await websocket.send_text(to_json({"type": "error", "run_id": run_id, "seq": 0,
                                            "message": "since: expected a non-negative integer"}))
         await _close(websocket, CLOSE_POLICY, "bad since")

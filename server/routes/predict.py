@@ -22,14 +22,15 @@ from li2core.element_names import element_names
 from li2core.predict import TableOutcome, WeightsMismatch, ask, is_training_pair, table_outcome
 
 from ..deps import StoreDep
-from ..protocol import to_json
+from ..protocol import MAX_WIRE_INT, to_json
 from ..store import RunRecord, RunStore, StoredSnapshot
 from .lookup import stored_run
 
 router = APIRouter(prefix="/api/runs", tags=["predict"])
 
-StepQuery = Annotated[int | None, Query(ge=0, description="the stored snapshot at or before "
-                                                          "this step; omitted → the newest")]
+StepQuery = Annotated[int | None, Query(
+    ge=0, le=MAX_WIRE_INT, description="the stored snapshot at or before this step; omitted → "
+    "the newest")]
 # tables of recent snapshots: a replay slider revisits steps. The key holds a digest of V, so
 # a run id reused by another store (tests, a re-imported bundle) never gets a stale table.
 _CACHE_SIZE = 16
@@ -135,8 +136,8 @@ async def run_table(run_id: str, store: StoreDep, step: StepQuery = None) -> Res
 @router.get("/{run_id}/predict")
 async def run_predict(
     run_id: str, store: StoreDep,
-    a: Annotated[int, Query(ge=0, description="first operand, an element index")],
-    b: Annotated[int, Query(ge=0, description="second operand, an element index")],
+    a: Annotated[int, Query(ge=0, le=MAX_WIRE_INT, description="first operand, an element index")],
+    b: Annotated[int, Query(ge=0, le=MAX_WIRE_INT, description="second operand, an element index")],
     step: StepQuery = None,
 ) -> Response:
     """The network's answer for a∘b: prediction, true label, top classes with their scores."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from ..deps import StoreDep
-from ..protocol import to_json
+from ..protocol import MAX_WIRE_INT, to_json
 from ..store import RunStore
 from .lookup import stored_run
 
@@ -45,7 +45,8 @@ async def run_series(
     run_id: str, store: StoreDep,
     array: Annotated[str, Query(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$",
                                 description="snapshot array name, e.g. gf_spectrum")],
-    node: Annotated[int | None, Query(ge=0, description="only this row (hidden node)")] = None,
+    node: Annotated[int | None, Query(ge=0, le=MAX_WIRE_INT,
+                                      description="only this row (hidden node)")] = None,
 ) -> Response:
     """{run_id, array, node, steps, values}: values[i] is the array at steps[i]."""
     await stored_run(store, run_id)

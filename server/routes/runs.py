@@ -13,11 +13,13 @@ from li2core.config import RunConfig
 
 from ..deps import ClientDep, InstructorDep, ServiceDep, StoreDep
 from ..jobs import AdmissionError
-from ..protocol import encode_snapshot
+from ..ownership import RunOwnerDep
+from ..protocol import MAX_WIRE_INT, encode_snapshot
 
 # an unknown run is a 404 and a run in the wrong state a 409 wherever service.* raises them
 # (RunNotFound / RunConflict, answered by the app's handlers for JobNotFound / JobConflict)
 router = APIRouter(prefix="/api/runs", tags=["runs"])
+MIN_THROTTLE = 0.01  # steps per second; slower would hold a job slot for days per step
 
 
 @router.post("", status_code=201)
@@ -25,7 +27,8 @@ async def create_run(
     service: ServiceDep, client: ClientDep, _: InstructorDep,
     config: Annotated[RunConfig | None, Body(description="RunConfig fields; omitted → defaults")]
     = None,
-    max_steps_per_s: Annotated[float | None, Query(gt=0, le=100_000,
+    max_steps_per_s: Annotated[float | None, Query(ge=MIN_THROTTLE, le=100_000,
+                                                   allow_inf_nan=False,
                                                    description="throttle for lectures")] = None,
 ) -> dict:
     try:
@@ -50,19 +53,21 @@ async def get_run(run_id: str, service: ServiceDep) -> dict:
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep) -> dict:
+async def cancel_run(run_id: str, service: ServiceDep, _: InstructorDep,
+                     _owner: RunOwnerDep) -> dict:
     return await service.cancel(run_id)
 
 
 @router.delete("/{run_id}", status_code=204)
-async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep) -> Response:
+async def delete_run(run_id: str, service: ServiceDep, _: InstructorDep,
+                     _owner: RunOwnerDep) -> Response:
     await service.delete(run_id)
     return Response(status_code=204)
 
 
 @router.get("/{run_id}/metrics")
 async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
-                      since: Annotated[int, Query(ge=0)] = 0) -> dict:
+                      since: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0) -> dict:
     """Rows of every batch with seq > since; ``seq`` is the last one included (for ws since=)."""
     await service.get(run_id)
     batches = await asyncio.to_thread(store.metric_batches, run_id, since)
@@ -88,8 +93,9 @@ async def run_snapshot_steps(run_id: str, service: ServiceDep, store: StoreDep) 
             responses={200: {"content": {"application/octet-stream": {}}}})
 async def run_snapshot(
     run_id: str, service: ServiceDep, store: StoreDep,
-    step: Annotated[int | None, Query(ge=0, description="nearest stored step at or before; "
-                                                        "omitted → latest")] = None,
+    step: Annotated[int | None, Query(ge=0, le=MAX_WIRE_INT,
+                                      description="nearest stored step at or before; "
+                                                  "omitted → latest")] = None,
     format: Annotated[Literal["frame", "npz"], Query()] = "frame",
 ) -> Response:
     """The snapshot as a binary frame (docs/protocol.md) or, with format=npz, a numpy archive."""

@@ -22,8 +22,10 @@ from li2core.sweep import SweepConfig
 from li2core.sweep_presets import SWEEP_PRESETS
 
 from ..deps import ClientDep, InstructorDep, SettingsDep
+from ..errors import error_entries
 from ..jobs import AdmissionError
 from ..jobs.sweep_service import SweepNotFound, SweepService
+from ..ownership import SweepOwnerDep
 from ..protocol import to_json
 from .live import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_POLICY, origin_allowed
 
@@ -60,10 +62,7 @@ def parse_spec(body: dict) -> SweepConfig:
     try:
         return SweepConfig.model_validate(body)
     except ValidationError as exc:
-        errors = [{k: v for k, v in e.items() if k != "url"} for e in exc.errors()]
-        for e in errors:
-            if "ctx" in e:  # exceptions inside ctx are not JSON
-                e["ctx"] = {k: str(v) for k, v in e["ctx"].items()}
+        errors = error_entries(exc.errors(include_url=False))  # a base field's check: in loc
         raise RequestValidationError([_locate(e, body) for e in errors], body=body) from None
 
 
@@ -97,7 +96,8 @@ async def get_sweep(sweep_id: str, sweeps: SweepsDep) -> dict:
 
 
 @router.post("/api/sweeps/{sweep_id}/cancel")
-async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep) -> dict:
+async def cancel_sweep(sweep_id: str, sweeps: SweepsDep, _: InstructorDep,
+                       _owner: SweepOwnerDep) -> dict:
     return await sweeps.cancel(sweep_id)
 
 

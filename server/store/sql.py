@@ -78,6 +78,9 @@ class SqlRunStore:
         self.dialect = dialect
         self._tasks: queue.Queue = queue.Queue()
         self._closed = False
+        # called on the database thread with a write that failed after its caller returned
+        # (GuardedStore turns it into failed runs and a degraded health)
+        self.write_failed = None
         ready: Future = Future()
         self._thread = threading.Thread(target=self._serve, args=(ready,), name="runstore",
                                         daemon=True)
@@ -121,11 +124,13 @@ class SqlRunStore:
                         db.execute("RELEASE task")
                     if fut is None:
                         log.exception("run store: %s failed", getattr(fn, "__name__", fn))
+                        self._report(exc)
                     done.append((fut, None, exc))
             try:
                 db.execute("COMMIT")
             except Exception as exc:  # noqa: BLE001 - e.g. disk full: fail this batch, keep on
                 log.exception("run store: commit failed")
+                self._report(exc)
                 with contextlib.suppress(Exception):
                     db.execute("ROLLBACK")
                 done = [(fut, None, exc) for fut, _, _ in done]
@@ -133,6 +138,10 @@ class SqlRunStore:
                 if fut is not None:
                     fut.set_exception(exc) if exc else fut.set_result(result)
         db.conn.close()
+
+    def _report(self, exc: BaseException) -> None:
+        if self.write_failed is not None:
+            self.write_failed(exc)
 
     def _call(self, fn, *args):
         if self._closed:

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.identity import COOKIE
 from server.settings import Settings
 from server.store import MemoryRunStore
 
@@ -49,6 +50,12 @@ def make_client(tmp_path):
 
     with stack:
         yield make
+
+
+def browser(client: TestClient, name: str) -> dict:
+    """Headers of another browser: its own signed identity cookie (``name``: a short label)."""
+    value = client.app.state.identity.issue(name.ljust(16, "_")[:16])
+    return {"Cookie": f"{COOKIE}={value}"}
 
 
 def wait_status(client: TestClient, run_id: str, *statuses: str, timeout: float = 10.0) -> dict:

@@ -7,7 +7,7 @@ from li2core.config import field_bounds
 from li2core.presets import PRESETS
 from server.protocol import decode_snapshot
 
-from .conftest import TINY, wait_status, wait_until
+from .conftest import TINY, browser, wait_status, wait_until
 from .fakes import FakeRunner
 
 
@@ -16,6 +16,9 @@ def test_health_schema_presets_groups(make_client):
     health = c.get("/api/health").json()
     assert health["status"] == "ok" and health["max_jobs"] == 1
     assert isinstance(health["cpu_bf16"], bool)  # whether precision=bf16 has hardware here
+    # one health answer carries the job counts, the store and runner, and the storage state
+    assert {"runner", "store", "running", "queued", "storage", "version"} <= set(health)
+    assert health["storage"]["ok"] is True
     assert c.get("/api/config/schema").json() == field_bounds()
     presets = c.get("/api/presets").json()
     assert [p["name"] for p in presets] == list(PRESETS)
@@ -104,7 +107,7 @@ def test_unknown_run_is_404(make_client):
 def test_queue_positions_quota_and_cancel(make_client):
     runner = FakeRunner(auto=False)
     c = make_client(runner=runner, max_jobs=1, quota=2)
-    alice, bob = {"X-Client-Id": "alice"}, {"X-Client-Id": "bob"}
+    alice, bob = browser(c, "alice"), browser(c, "bob")
     a1 = c.post("/api/runs", json=TINY, headers=alice).json()
     a2 = c.post("/api/runs", json=TINY, headers=alice).json()
     b1 = c.post("/api/runs", json=TINY, headers=bob).json()
@@ -114,16 +117,16 @@ def test_queue_positions_quota_and_cancel(make_client):
     assert r.status_code == 429 and "quota" in r.json()["detail"]
     assert c.get("/api/health").json()["queued"] == 2
     # cancelling a queued run moves the one behind it up
-    assert c.post(f"/api/runs/{a2['id']}/cancel").json()["status"] == "cancelled"
+    assert c.post(f"/api/runs/{a2['id']}/cancel", headers=alice).json()["status"] == "cancelled"
     assert c.get(f"/api/runs/{b1['id']}").json()["queue_position"] == 1
     # cancelling the running one: cooperative stop, then the next starts
     wait_until(lambda: a1["id"] in runner.handles)
-    c.post(f"/api/runs/{a1['id']}/cancel")
+    c.post(f"/api/runs/{a1['id']}/cancel", headers=alice)
     assert wait_status(c, a1["id"], "cancelled")["summary"] == {"stopped": True}
     assert wait_status(c, b1["id"], "running")["queue_position"] is None
-    r = c.post(f"/api/runs/{a1['id']}/cancel")
+    r = c.post(f"/api/runs/{a1['id']}/cancel", headers=alice)
     assert r.status_code == 409 and "already cancelled" in r.json()["detail"]
-    r = c.delete(f"/api/runs/{b1['id']}")
+    r = c.delete(f"/api/runs/{b1['id']}", headers=bob)
     assert r.status_code == 409 and "cancel it" in r.json()["detail"]
 
 

@@ -64,7 +64,8 @@ def test_watch_link_is_read_only(lecture):
     assert c.post(f"/api/runs/{rid}/fork", json={"step": 0}).status_code == 401
     assert c.post(f"/api/runs/{rid}/broadcast").status_code == 401
     assert c.delete(f"/api/broadcasts/{code}").status_code == 401
-    assert c.post("/api/bundles", content=b"x").status_code == 401
+    assert c.post("/api/bundles", content=b"x",
+                  headers={"Content-Type": "application/zip"}).status_code == 401
     # while reading stays open to everyone
     assert c.get(f"/api/runs/{rid}").status_code == 200
     assert c.get(f"/api/runs/{rid}/metrics.csv").status_code == 200

@@ -10,7 +10,7 @@ from server.app import create_app
 from server.jobs import LocalProcessRunner
 from server.store import MemoryRunStore
 
-from .conftest import settings, wait_until
+from .conftest import browser, settings, wait_until
 from .fakes import FakeRunner
 
 # the smoke preset: Z11, p = 0.2 memorises and p = 0.8 generalises within 300 steps
@@ -147,18 +147,18 @@ def test_cancel_stops_every_run_and_keeps_the_finished_ones(sweep_client):
 
 def test_quota_queue_and_cancelling_a_queued_sweep(sweep_client):
     c = sweep_client(step_delay=0.01)
-    alice, bob = {"X-Client-Id": "alice"}, {"X-Client-Id": "bob"}
+    alice, bob = browser(c, "alice"), browser(c, "bob")
     a = c.post("/api/sweeps", json=TWO_BATCHES, headers=alice).json()
     r = c.post("/api/sweeps", json=SMOKE, headers=alice)
     assert r.status_code == 429 and "quota" in r.json()["detail"]
     b = c.post("/api/sweeps", json=SMOKE, headers=bob).json()
     assert (b["status"], b["queue_position"]) == ("queued", 1)
-    cancelled = c.post(f"/api/sweeps/{b['id']}/cancel").json()
+    cancelled = c.post(f"/api/sweeps/{b['id']}/cancel", headers=bob).json()
     assert cancelled["status"] == "cancelled"
     assert {cell["status"] for cell in cancelled["cells"]} == {"cancelled"}
     for cell in cancelled["cells"]:
         assert c.get(f"/api/runs/{cell['run_id']}").json()["status"] == "cancelled"
-    c.post(f"/api/sweeps/{a['id']}/cancel")
+    c.post(f"/api/sweeps/{a['id']}/cancel", headers=alice)
     wait_sweep(c, a["id"], "cancelled")
 
 

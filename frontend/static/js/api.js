@@ -9,20 +9,15 @@ export class ApiError extends Error {
   }
 }
 
-/** Maps FastAPI's detail[] to controls: loc [..., "hidden"] → hidden; a model-level error
- *  ("Value error, hidden: ...") → the field named at the start of its message. */
+/** Maps the server's detail[] to controls by its structured loc: [..., "hidden"] → hidden
+ *  (cross-field checks name their field in loc too; the message text is never parsed). */
 export function fieldErrorsFromDetail(detail, knownFields) {
   if (typeof detail === 'string') return [{ field: null, msg: detail }];
   if (!Array.isArray(detail)) return [{ field: null, msg: JSON.stringify(detail) }];
   return detail.map((d) => {
     const loc = Array.isArray(d.loc) ? d.loc : [];
-    const msg = String(d.msg ?? '').replace(/^Value error, /, '');
-    let field = [...loc].reverse().find((p) => typeof p === 'string' && knownFields.has(p));
-    if (!field) {
-      const m = /^([a-z_]+):/.exec(msg);
-      if (m && knownFields.has(m[1])) field = m[1];
-    }
-    return { field: field ?? null, msg };
+    const field = [...loc].reverse().find((p) => typeof p === 'string' && knownFields.has(p));
+    return { field: field ?? null, msg: String(d.msg ?? '') };
   });
 }
 

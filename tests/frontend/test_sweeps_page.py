@@ -86,11 +86,20 @@ def test_a_smoke_sweep_from_the_page(server, page):
     assert page.errors == []
 
 
+# how many of the diagram's texts reach past its drawing or the panel showing it
+CLIPPED_LABELS = """(() => { const svg = document.querySelector('#phase svg');
+    const W = Math.min(svg.viewBox.baseVal.width, svg.parentElement.clientWidth);
+    const H = svg.viewBox.baseVal.height;
+    return [...svg.querySelectorAll('text')].map((t) => t.getBBox()).filter((b) =>
+      b.x < 0 || b.y < 0 || b.x + b.width > W || b.y + b.height > H).length; })()"""
+
+
 def test_the_phase_diagram_fills_cell_by_cell(server, page):
     # two batches (two groups): the first batch's cells train, live, while the others wait
     body = {"name": "live", "base": {"hidden": 16, "steps": 3000, "eval_every": 10,
                                      "snapshot_every": 1000},
-            "zipped": {"group": ["Z5", "Z7"], "hidden": [16, 16]}, "grid": {"seed": [0, 1]}}
+            "zipped": {"group": ["Z5", "Z7"], "hidden": [16, 16]},
+            "grid": {"train_fraction": [0.3, 0.9]}}
     page.set_viewport_size({"width": 1280, "height": 720})
     sweep = httpx.post(f"{server.url}/api/sweeps", json=body).json()
     page.goto(f"{server.url}/sweeps.html#sweep={sweep['id']}")
@@ -110,10 +119,18 @@ def test_the_phase_diagram_fills_cell_by_cell(server, page):
     frames = page.evaluate("window.__frames")
     mid = [f for f in frames if f["n"] == 4 and f["live"] > 0 and f["done"] < 4]
     assert mid, "no moment with a live cell before every cell had finished"
+    # the second batch trains, live, beside the first batch's outcomes
+    assert any(0 < f["done"] < 4 for f in mid)
     # a cell's live step moves on between frames: it fills while it trains, not at the end
     assert any(a["steps"][i] >= 0 and b["steps"][i] > a["steps"][i]
                for a, b in zip(frames, frames[1:]) for i in range(min(len(a["steps"]), 4)))
     assert frames[-1]["live"] == 0 and page.locator(".phase-live-bar").count() == 0
+    for width, height in ((1280, 720), (390, 844)):  # every label inside the drawing
+        page.set_viewport_size({"width": width, "height": height})
+        # the redraw follows the resize on the next frame: wait (bounded) for it to fit
+        page.wait_for_function(CLIPPED_LABELS + " === 0", timeout=10_000)
+        if SHOTS:
+            page.locator("#panel-phase").screenshot(path=str(SHOTS / f"phase-{width}.png"))
     assert page.errors == []
 
 

@@ -12,7 +12,7 @@ export const OUTCOME_LABELS = Object.fromEntries(outcomes.map(([k, o]) => [k, o.
 // fills from the bottom to its live test accuracy (the sweep socket's 'live' message)
 const STATUS_COLOURS = { queued: '#f2f2f2', running: '#ffffff', cancelled: '#bbbbbb',
   failed: '#888888', interrupted: '#888888' };
-export const LIVE_COLOUR = '#0072B2';
+export const LIVE_COLOUR = '#555555'; // no outcome's hue: a running cell has no outcome yet
 
 /** Index → {step, train_acc, test_acc} of the running cells (an array in the view's hello). */
 export function liveByIndex(view) {

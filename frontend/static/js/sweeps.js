@@ -218,6 +218,8 @@ async function boot() {
   $('sweep-spec').addEventListener('input', checkSpec);
   $('sweep-start').addEventListener('click', start);
   $('sweep-stop').addEventListener('click', stop);
+  // the diagram sizes its columns to the panel: redraw when the window changes width
+  window.addEventListener('resize', () => { page.dirty = true; });
   $('sweep-list').addEventListener('click', (e) => {
     const id = e.target.closest('a[data-id]')?.dataset.id;
     if (id) {

@@ -124,7 +124,11 @@ def test_the_phase_diagram_fills_cell_by_cell(server, page):
     # a cell's live step moves on between frames: it fills while it trains, not at the end
     assert any(a["steps"][i] >= 0 and b["steps"][i] > a["steps"][i]
                for a, b in zip(frames, frames[1:]) for i in range(min(len(a["steps"]), 4)))
-    assert frames[-1]["live"] == 0 and page.locator(".phase-live-bar").count() == 0
+    # once every cell has its outcome, nothing is drawn live (the sampler may lag one frame)
+    page.wait_for_function("document.querySelectorAll('.phase-cell[data-outcome=\"\"]')"
+                           ".length === 0", timeout=10_000)
+    assert page.locator(".phase-cell[data-live-acc]").count() == 0
+    assert page.locator(".phase-live-bar").count() == 0
     for width, height in ((1280, 720), (390, 844)):  # every label inside the drawing
         page.set_viewport_size({"width": width, "height": height})
         # the redraw follows the resize on the next frame: wait (bounded) for it to fit

@@ -130,8 +130,8 @@ export function drawPhase(container, view, leftFit = null) {
         `width="${Math.max(0, w - 2)}" height="${h}" fill="${LIVE_COLOUR}"/>` +
         `<rect class="phase-live-frame" x="${x + 1}" y="${y + 1}" width="${Math.max(0, w - 2)}" ` +
         `height="${ch - 6}" fill="none"/>`;
-      if (acc !== null && w >= 30) {
-        inner += `<text class="phase-live-text" x="${x + w / 2}" y="${y + (ch - 4) / 2 + 5}" ` +
+      if (acc !== null && w >= 30) { // at the top: the p_crit dot sits at the centre
+        inner += `<text class="phase-live-text" x="${x + w / 2}" y="${y + 15}" ` +
           `text-anchor="middle">${Math.round(100 * acc)}%</text>`;
       }
     }

@@ -69,6 +69,9 @@ class Job:
     def on_finished(self, cell: int, summary: dict) -> None:
         """Hook: a run of the job reached its summary."""
 
+    def on_metrics(self, cell: int, rows: list[dict]) -> None:
+        """Hook: a run of the job published metrics rows (after its stream stored them)."""
+
     def on_progress(self, steps_done: int) -> None:
         """Hook: run-steps done so far (sweeps)."""
 
@@ -193,6 +196,7 @@ class JobLifecycle:
         if kind == "metrics":
             for cell, rows in data.items():
                 job.streams[cell].metrics(rows)
+                job.on_metrics(cell, rows)
         elif kind == "snapshot":
             cell, step, arrays = data
             job.streams[cell].snapshot(step, arrays)

@@ -59,6 +59,15 @@ def sweep_view(rec: SweepRecord, queue_position: int | None = None,
     }
 
 
+LIVE_SECONDS = 0.5  # a sweep's per-cell live message goes out at most this often
+
+
+def live_cell(cell: int, row: dict) -> dict:
+    """A running cell's latest step and accuracies, from its newest metrics row."""
+    return {"index": cell, "step": row.get("step"), "train_acc": row.get("train_acc"),
+            "test_acc": row.get("test_acc")}
+
+
 class SweepJob(Job):
     """A sweep on the job queue: its cells are its runs; the sweep record follows them."""
 
@@ -70,6 +79,11 @@ class SweepJob(Job):
                          streams)
         self.record, self.sweep, self.store = record, sweep, store
         self.subscribers: set[asyncio.Queue] = set()
+        # running cells' latest rows; the changed ones go out together, throttled, so 256 cells
+        # training at once make one ``live`` message per LIVE_SECONDS, not one per row
+        self.live: dict[int, dict] = {}
+        self.live_changed: set[int] = set()
+        self.live_sent = 0.0
 
     def publish(self, message: dict) -> None:
         for q in self.subscribers:
@@ -90,8 +104,27 @@ class SweepJob(Job):
         self.record.cells[cell]["status"] = "running"
         self.publish({"type": "cell", "cell": self.record.cells[cell]})
 
+    def on_metrics(self, cell: int, rows: list[dict]) -> None:
+        if rows and self.record.cells[cell]["status"] == "running":
+            self.live[cell] = live_cell(cell, rows[-1])
+            self.live_changed.add(cell)
+            self.flush_live()
+
+    def flush_live(self, force: bool = False) -> None:
+        """Publish the running cells whose rows changed, at most once per LIVE_SECONDS."""
+        now = time.monotonic()
+        if not self.live_changed or (not force and now - self.live_sent < LIVE_SECONDS):
+            return
+        cells = [self.live[c] for c in sorted(self.live_changed) if c in self.live]
+        self.live_changed.clear()
+        self.live_sent = now
+        if cells:
+            self.publish({"type": "live", "cells": cells})
+
     def on_finished(self, cell: int, summary: dict) -> None:
         """A cell ended: its outcome goes into the table, its run ends now."""
+        self.live.pop(cell, None)
+        self.live_changed.discard(cell)
         row = self.record.cells[cell]
         final, stopped = summary.get("final") or {}, bool(summary.get("stopped"))
         row.update(status="cancelled" if stopped else "completed",
@@ -105,6 +138,7 @@ class SweepJob(Job):
         self.publish({"type": "cell", "cell": row})
 
     def on_progress(self, steps_done: int) -> None:
+        self.flush_live()  # rows that came in the last throttle window go out now
         self.record.steps_done = steps_done
         self.publish({"type": "progress", "steps_done": steps_done,
                       "steps_total": self.record.steps_total})
@@ -112,6 +146,8 @@ class SweepJob(Job):
     def on_end(self, status: str, error: str | None) -> None:
         """Terminal state for the sweep and every cell that had not ended; tell subscribers."""
         rec = self.record
+        self.live.clear()
+        self.live_changed.clear()
         cell_status = "cancelled" if status in ("cancelled", "completed") else status
         for row, stream in zip(rec.cells, self.streams):
             if row["status"] in ACTIVE:
@@ -138,7 +174,8 @@ class SweepService:
 
     # -- queries -------------------------------------------------------------------------------
     def _live_view(self, job: SweepJob) -> dict:
-        return sweep_view(job.record, self.lifecycle.position(job.id), job.sweep)
+        return {**sweep_view(job.record, self.lifecycle.position(job.id), job.sweep),
+                "live": list(job.live.values())}
 
     async def get(self, sweep_id: str) -> dict:
         if (job := self.live.get(sweep_id)) is not None:
@@ -152,7 +189,7 @@ class SweepService:
         recs = await asyncio.to_thread(self.store.list_sweeps, limit)
         views = [self._live_view(self.live[r.id]) if r.id in self.live else sweep_view(r)
                  for r in recs]
-        return [{k: v for k, v in view.items() if k != "cells"} for view in views]
+        return [{k: v for k, v in view.items() if k not in ("cells", "live")} for view in views]
 
     # -- commands ------------------------------------------------------------------------------
     async def submit(self, sweep: SweepConfig, client: str) -> dict:

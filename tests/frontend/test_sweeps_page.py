@@ -4,6 +4,8 @@ cells are coloured by outcome, carry the p_crit overlay and open their run on cl
 from __future__ import annotations
 
 import mimetypes
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.browser
 
 STATIC = ROOT / "frontend" / "static"
 ORIGIN = "http://li2.test"
+SHOTS = Path(os.environ["LI2_SHOTS"]) if os.environ.get("LI2_SHOTS") else None  # screenshots
 
 
 @pytest.fixture
@@ -80,6 +83,58 @@ def test_a_smoke_sweep_from_the_page(server, page):
                                "window.__li2.status === 'completed' && window.__li2.lastStep "
                                "=== 300", timeout=30_000)
     assert run_page.evaluate("window.__li2.runId") == cells[0][1].split("=")[1]
+    assert page.errors == []
+
+
+# how many of the diagram's texts reach past its drawing or the panel showing it
+CLIPPED_LABELS = """(() => { const svg = document.querySelector('#phase svg');
+    const W = Math.min(svg.viewBox.baseVal.width, svg.parentElement.clientWidth);
+    const H = svg.viewBox.baseVal.height;
+    return [...svg.querySelectorAll('text')].map((t) => t.getBBox()).filter((b) =>
+      b.x < 0 || b.y < 0 || b.x + b.width > W || b.y + b.height > H).length; })()"""
+
+
+def test_the_phase_diagram_fills_cell_by_cell(server, page):
+    # two batches (two groups): the first batch's cells train, live, while the others wait
+    body = {"name": "live", "base": {"hidden": 16, "steps": 3000, "eval_every": 10,
+                                     "snapshot_every": 1000},
+            "zipped": {"group": ["Z5", "Z7"], "hidden": [16, 16]},
+            "grid": {"train_fraction": [0.3, 0.9]}}
+    page.set_viewport_size({"width": 1280, "height": 720})
+    sweep = httpx.post(f"{server.url}/api/sweeps", json=body).json()
+    page.goto(f"{server.url}/sweeps.html#sweep={sweep['id']}")
+    page.wait_for_function("window.__sweeps && window.__sweeps.ready")
+    # every 50 ms: how many cells show live progress, how many have an outcome
+    page.evaluate("""() => { window.__frames = []; setInterval(() => {
+        const cells = [...document.querySelectorAll('.phase-cell')];
+        window.__frames.push({ live: cells.filter((c) => c.dataset.liveAcc).length,
+          done: cells.filter((c) => c.dataset.outcome).length, n: cells.length,
+          steps: cells.map((c) => Number(c.dataset.liveStep ?? -1)) }); }, 50); }""")
+    page.wait_for_function("window.__frames.some((f) => f.live > 0)", timeout=60_000)
+    if SHOTS:  # mid-sweep, the phase panel scrolled into view
+        page.locator("#panel-phase").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / "phase-live-1280.png"))
+    page.wait_for_function("window.__sweeps.status === 'completed' && "
+                           "window.__sweeps.cellsDone === 4", timeout=120_000)
+    frames = page.evaluate("window.__frames")
+    mid = [f for f in frames if f["n"] == 4 and f["live"] > 0 and f["done"] < 4]
+    assert mid, "no moment with a live cell before every cell had finished"
+    # the second batch trains, live, beside the first batch's outcomes
+    assert any(0 < f["done"] < 4 for f in mid)
+    # a cell's live step moves on between frames: it fills while it trains, not at the end
+    assert any(a["steps"][i] >= 0 and b["steps"][i] > a["steps"][i]
+               for a, b in zip(frames, frames[1:]) for i in range(min(len(a["steps"]), 4)))
+    # once every cell has its outcome, nothing is drawn live (the sampler may lag one frame)
+    page.wait_for_function("document.querySelectorAll('.phase-cell[data-outcome=\"\"]')"
+                           ".length === 0", timeout=10_000)
+    assert page.locator(".phase-cell[data-live-acc]").count() == 0
+    assert page.locator(".phase-live-bar").count() == 0
+    for width, height in ((1280, 720), (390, 844)):  # every label inside the drawing
+        page.set_viewport_size({"width": width, "height": height})
+        # the redraw follows the resize on the next frame: wait (bounded) for it to fit
+        page.wait_for_function(CLIPPED_LABELS + " === 0", timeout=10_000)
+        if SHOTS:
+            page.locator("#panel-phase").screenshot(path=str(SHOTS / f"phase-{width}.png"))
     assert page.errors == []
 
 

@@ -1,6 +1,7 @@
 """/api/sweeps and /ws/sweeps: 422s for bad specs, real (tiny) sweeps, cancel, stores."""
 
 import contextlib
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 from li2core.vocabulary import OUTCOMES
 from server.app import create_app
 from server.jobs import LocalProcessRunner
+from server.jobs.sweep_service import LIVE_SECONDS
 from server.store import MemoryRunStore
 
 from .conftest import browser, settings, wait_until
@@ -122,6 +124,34 @@ def test_progress_is_streamed_over_the_websocket(sweep_client):
     with c.websocket_connect(f"/ws/sweeps/{sweep_id}") as ws:
         assert ws.receive_json()["type"] == "hello"
         assert ws.receive_json()["sweep"]["status"] == "completed"
+
+
+def test_running_cells_stream_their_live_accuracy_throttled(sweep_client):
+    c = sweep_client(step_delay=0.02)  # each batch ≥ 1.2 s: several throttle windows
+    spec = {**TWO_BATCHES, "base": {**TWO_BATCHES["base"], "eval_every": 2}}
+    sweep_id = c.post("/api/sweeps", json=spec).json()["id"]
+    live_steps: dict[int, list[int]] = {i: [] for i in range(4)}
+    done: set[int] = set()
+    lives, start = 0, time.monotonic()
+    with c.websocket_connect(f"/ws/sweeps/{sweep_id}") as ws:
+        assert "live" in ws.receive_json()["sweep"]  # an active sweep's hello carries it too
+        while (msg := ws.receive_json())["type"] != "finished":
+            if msg["type"] == "live":
+                lives += 1
+                for cell in msg["cells"]:
+                    i = cell["index"]
+                    assert i not in done  # a finished cell shows its outcome, not live rows
+                    assert 0 <= cell["test_acc"] <= 1 and 0 <= cell["train_acc"] <= 1
+                    live_steps[i].append(cell["step"])
+            elif msg["type"] == "cell" and msg["cell"]["status"] == "completed":
+                done.add(msg["cell"]["index"])
+    elapsed = time.monotonic() - start
+    assert done == {0, 1, 2, 3}
+    for steps in live_steps.values():  # every cell was seen training, step by step
+        assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] > steps[0]
+    # 4 cells x 31 rows each, yet at most one live message per LIVE_SECONDS
+    assert lives <= elapsed / LIVE_SECONDS + 2
+    assert c.get("/api/sweeps").json()[0].get("live") is None  # the list leaves it out
 
 
 def test_cancel_stops_every_run_and_keeps_the_finished_ones(sweep_client):

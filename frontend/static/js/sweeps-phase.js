@@ -8,8 +8,17 @@ import { VOCAB } from './vocabulary.js';
 const outcomes = Object.entries(VOCAB.outcomes);
 export const OUTCOME_COLOURS = Object.fromEntries(outcomes.map(([k, o]) => [k, o.colour]));
 export const OUTCOME_LABELS = Object.fromEntries(outcomes.map(([k, o]) => [k, o.label]));
-const STATUS_COLOURS = { queued: '#f2f2f2', running: '#56B4E9', cancelled: '#bbbbbb',
+// a running cell is drawn apart from every outcome: white, dashed outline, and a bar that
+// fills from the bottom to its live test accuracy (the sweep socket's 'live' message)
+const STATUS_COLOURS = { queued: '#f2f2f2', running: '#ffffff', cancelled: '#bbbbbb',
   failed: '#888888', interrupted: '#888888' };
+export const LIVE_COLOUR = '#555555'; // no outcome's hue: a running cell has no outcome yet
+
+/** Index → {step, train_acc, test_acc} of the running cells (an array in the view's hello). */
+export function liveByIndex(view) {
+  const live = view.live ?? {};
+  return Array.isArray(live) ? Object.fromEntries(live.map((c) => [c.index, c])) : live;
+}
 
 const fmt = (v) => (typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
 
@@ -77,14 +86,15 @@ function cellColour(cell) {
   return STATUS_COLOURS[cell.status] ?? '#f2f2f2';
 }
 
-function cellTitle(cell) {
+function cellTitle(cell, live) {
   const point = Object.entries(cell.point).map(([k, v]) => `${k}=${fmt(v)}`).join(', ');
   const f3 = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
   const acc = cell.status === 'completed' ? ` · train ${f3(cell.train_acc)}, test ${f3(cell.test_acc)}`
     : '';
   const first = cell['first_test_acc_0.9'] ? ` · test ≥ 0.9 at step ${cell['first_test_acc_0.9']}`
     : '';
-  const what = cell.outcome ? (OUTCOME_LABELS[cell.outcome] ?? cell.outcome) : cell.status;
+  const what = (cell.outcome ? (OUTCOME_LABELS[cell.outcome] ?? cell.outcome) : cell.status) +
+    (live ? ` · step ${live.step}, train ${f3(live.train_acc)}, test ${f3(live.test_acc)}` : '');
   return `${point}\n${what}${acc}${first}\nclick: open run ${cell.run_id}`;
 }
 
@@ -103,14 +113,33 @@ export function drawPhase(container, view, leftFit = null) {
   const xOf = (col) => left + (col + 0.5) * cw;
   const yOf = (row) => top + (row + 0.5) * ch;
   const parts = [];
+  const liveRows = liveByIndex(view);
   for (const { row, col, slot, slots, cell } of L.cells) {
     const w = (cw - 4) / slots;
+    const x = left + col * cw + 2 + slot * w;
+    const y = top + row * ch + 2;
+    const live = cell.status === 'running' ? liveRows[cell.index] : undefined;
+    const acc = live && typeof live.test_acc === 'number'
+      ? Math.max(0, Math.min(1, live.test_acc)) : null;
+    let inner = `<rect x="${x}" y="${y}" width="${w}" height="${ch - 4}" ` +
+      `fill="${cellColour(cell)}" stroke="#fff"><title>${escapeHtml(cellTitle(cell, live))}` +
+      '</title></rect>';
+    if (cell.status === 'running') {
+      const h = (ch - 6) * (acc ?? 0);
+      inner += `<rect class="phase-live-bar" x="${x + 1}" y="${y + ch - 5 - h}" ` +
+        `width="${Math.max(0, w - 2)}" height="${h}" fill="${LIVE_COLOUR}"/>` +
+        `<rect class="phase-live-frame" x="${x + 1}" y="${y + 1}" width="${Math.max(0, w - 2)}" ` +
+        `height="${ch - 6}" fill="none"/>`;
+      if (acc !== null && w >= 30) { // at the top: the p_crit dot sits at the centre
+        inner += `<text class="phase-live-text" x="${x + w / 2}" y="${y + 15}" ` +
+          `text-anchor="middle">${Math.round(100 * acc)}%</text>`;
+      }
+    }
     parts.push(`<a href="/#run=${encodeURIComponent(cell.run_id)}" target="_blank" ` +
       `class="phase-cell" data-index="${cell.index}" data-run-id="${escapeHtml(cell.run_id)}" ` +
-      `data-outcome="${cell.outcome ?? ''}" data-status="${cell.status}">` +
-      `<rect x="${left + col * cw + 2 + slot * w}" y="${top + row * ch + 2}" width="${w}" ` +
-      `height="${ch - 4}" fill="${cellColour(cell)}" stroke="#fff">` +
-      `<title>${escapeHtml(cellTitle(cell))}</title></rect></a>`);
+      `data-outcome="${cell.outcome ?? ''}" data-status="${cell.status}"` +
+      (acc !== null ? ` data-live-acc="${acc.toFixed(3)}" data-live-step="${live.step}"` : '') +
+      `>${inner}</a>`);
   }
   L.rows.forEach((r, i) => {
     parts.push(`<text x="${left - 6}" y="${yOf(i) + 5}" text-anchor="end" ` +

@@ -5,7 +5,7 @@
 import { rememberToken, request, tokenHeaders } from './api.js';
 import { escapeHtml } from './html.js';
 import { hashParams, setHashParams } from './url-state.js';
-import { OUTCOME_COLOURS, OUTCOME_LABELS, drawPhase } from './sweeps-phase.js';
+import { OUTCOME_COLOURS, OUTCOME_LABELS, drawPhase, liveByIndex } from './sweeps-phase.js';
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = new Set(['queued', 'running']);
@@ -91,9 +91,17 @@ function updateButtons() {
 function applyMessage(msg) {
   const view = page.view;
   if (!view || msg.sweep_id !== view.id) return;
-  if (msg.type === 'hello' || msg.type === 'finished') page.view = msg.sweep;
-  else if (msg.type === 'cell') {
+  if (msg.type === 'hello' || msg.type === 'finished') {
+    page.view = msg.sweep;
+    page.view.live = liveByIndex(msg.sweep);
+  } else if (msg.type === 'live') {
+    // running cells' latest step and test accuracy: the diagram fills cell by cell
+    view.live = liveByIndex(view);
+    for (const c of msg.cells) view.live[c.index] = c;
+    page.liveMessages = (page.liveMessages ?? 0) + 1;
+  } else if (msg.type === 'cell') {
     view.cells[msg.cell.index] = msg.cell;
+    if (msg.cell.status !== 'running' && view.live) delete view.live[msg.cell.index];
     if (msg.cell.status === 'completed' && msg.cell.outcome) {
       view.counts[msg.cell.outcome] = (view.counts[msg.cell.outcome] ?? 0) + 1;
     }
@@ -156,7 +164,7 @@ function render() {
     `${view.counts?.[k] ?? 0}</span>`).join(' ');
   $('phase-legend').innerHTML = Object.entries(OUTCOME_LABELS).map(([k, label]) =>
     `<span><i style="background:${OUTCOME_COLOURS[k]}"></i>${label}</span>`).join('') +
-    '<span><i style="background:#56B4E9"></i>running</span>' +
+    '<span><i class="live"></i>running (filled to its test accuracy now)</span>' +
     '<span><i style="background:#f2f2f2;border:1px solid #ccc"></i>queued</span>' +
     '<span><i style="background:#bbbbbb"></i>cancelled</span>';
   const rows = (view.boundaries ?? []).map((b) => `<tr><td>${escapeHtml(b.group)}</td>` +
@@ -210,6 +218,8 @@ async function boot() {
   $('sweep-spec').addEventListener('input', checkSpec);
   $('sweep-start').addEventListener('click', start);
   $('sweep-stop').addEventListener('click', stop);
+  // the diagram sizes its columns to the panel: redraw when the window changes width
+  window.addEventListener('resize', () => { page.dirty = true; });
   $('sweep-list').addEventListener('click', (e) => {
     const id = e.target.closest('a[data-id]')?.dataset.id;
     if (id) {

@@ -313,7 +313,7 @@ def test_png_csv_and_bundle_export_then_import_elsewhere_reproduces_the_curves(
         page, server, other_server):
     run = finished_run(server.url)
     open_run(page, server.url, run["id"])
-    wait_for(page, f"{plot(page, 'curves')}.data[0].x.length === 121", 10)
+    wait_for(page, f"{plot(page, 'curves')}.data[0]?.x?.length === 121", 10)
     original = curves_data(page)
     with page.expect_download() as png:
         page.click("#panel-curves .png-button")
@@ -335,7 +335,7 @@ def test_png_csv_and_bundle_export_then_import_elsewhere_reproduces_the_curves(
     copy_id = li2(page, "runId")
     assert copy_id != run["id"]
     assert "imported" in page.locator("#import-message").inner_text()
-    wait_for(page, f"{plot(page, 'curves')}.data[0].x.length === 121", 10)
+    wait_for(page, f"{plot(page, 'curves')}.data[0]?.x?.length === 121", 10)
     assert curves_data(page) == original  # the very same curves
     wait_for(page, "document.querySelector('#lineage-imported') !== null", 10)
     assert run["id"] in page.locator("#lineage-imported").inner_text()

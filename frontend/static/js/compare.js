@@ -9,9 +9,8 @@ import { fetchSnapshot, history } from './history-api.js';
 import { changeText } from './lineage.js';
 import { OKABE_ITO, baseLayout, react } from './panels/plot.js';
 import { nodeOrder } from './panels/spectrum.js';
-import { stageInfo } from './stages.js';
 import { hashParams, setHashParams } from './url-state.js';
-import { outcomeInfo } from './vocabulary.js';
+import { outcomeInfo, stageInfo } from './vocabulary.js';
 
 const $ = (id) => document.getElementById(id);
 const FETCH_DELAY_MS = 120;

@@ -2,7 +2,7 @@
 
 import { markerShapes } from '../markers.js';
 import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
-import { stageInfo } from '../stages.js';
+import { stageInfo } from '../vocabulary.js';
 import { TEST, TRAIN, baseLayout, plotDiv, plotFontSize, react, thinnedSeries, toggle,
   toolbarDiv } from './plot.js';
 

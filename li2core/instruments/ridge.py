@@ -60,7 +60,8 @@ def ridge_and_diagonality(f: torch.Tensor, label: torch.Tensor, v: torch.Tensor,
     else:
         kern = ft @ ft.T
         kern.diagonal().add_(eta)
-        v_star = ft.T.double() @ _solve_spd(kern, yt)
+        # (xᵀF̃)ᵀ, not F̃ᵀx: the float64 product with F̃ transposed ran 8× slower (fig3)
+        v_star = (_solve_spd(kern, yt).T @ ft.double()).T
         sub = ft if subset is None else ft[:, subset]
         diag = _diag_ratio(sub.T @ sub)
     vc = v.double() - v.double().mean(dim=1, keepdim=True)

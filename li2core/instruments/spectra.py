@@ -65,13 +65,20 @@ def node_spectra(comps: Components, w: torch.Tensor, v: torch.Tensor | None = No
                  ) -> NodeSpectra:
     """Spectra of u_j, v_j (and of V's rows when ``v`` is given) and the per-node summaries."""
     m, k = comps.order, w.shape[1]
-    su, sv = component_power(comps, w[:m]), component_power(comps, w[m:])
+    # powers laid out (C, K) and reduced over dim 0: max/argmax along the short last dim of a
+    # (K, C) array ran several times slower on the CPU (fig3: node_spectra 4.8 → 2.7 ms)
+    basis, ind = comps._tensors(w)
+    coef = basis.T @ w.view(2, m, k)
+    pu, pv = ind.T @ coef.square_()  # (C, K) each
     s_top = component_power(comps, v.T) if v is not None else None
-    both = su + sv
-    dominant = both.argmax(dim=1)
-    conc = torch.where(both.sum(dim=1) > 0, normalised_concentration(comps, both),
-                       torch.zeros(k, dtype=both.dtype, device=both.device))
-    agree = su.argmax(dim=1) == sv.argmax(dim=1)
+    both = pu + pv
+    top, dominant = both.max(dim=0)
+    tot = both.sum(dim=0)
+    r0 = concentration_baseline(comps)
+    raw = top / tot.clamp_min(1e-30)
+    conc = torch.where(tot > 0, ((raw - r0) / (1.0 - r0)).clamp(0.0, 1.0), torch.zeros_like(raw))
+    agree = pu.max(dim=0).indices == pv.max(dim=0).indices  # max: 1.6× faster than argmax
+    su, sv = pu.T, pv.T  # (K, C) views, as documented
     norms = column_norms(w)
     ref = norms.kthvalue(max(1, math.ceil(0.99 * k))).values
     active = norms >= ACTIVE_FRACTION * ref

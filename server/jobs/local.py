@@ -18,7 +18,9 @@ from .runner import WorkerMessage
 from .worker import job_process
 
 # imported once by the forkserver, so each fork starts training without re-importing torch
-PRELOAD = ["torch", "li2core.train", "li2core.batched", "server.jobs.worker"]
+# torch._dynamo: torch.optim imports it lazily at the first optimizer (~2 s), which would
+# otherwise delay the start of every run
+PRELOAD = ["torch", "torch._dynamo", "li2core.train", "li2core.batched", "server.jobs.worker"]
 
 
 @dataclass(eq=False)

@@ -1,0 +1,80 @@
+// The layers strip under the curves (runs with two or more hidden layers): one row per hidden
+// layer, the bottom one at the bottom, each that layer's stage over time as coloured bands
+// (the curves' colours and words). A depth-1 run has one layer, whose stages the curves'
+// bands already show, so the strip stays hidden there.
+
+import { eventLayer, isNetworkStage, runDepth, stageBands, stagesOf } from '../layers.js';
+import { pinShape } from '../scrub.js';
+import { lastValue } from '../state.js';
+import { stageInfo } from '../vocabulary.js';
+import { baseLayout, plotDiv, react } from './plot.js';
+
+const ROW = 0.42; // half a row's height, in layer units
+
+/** Invisible points at each stage's onset, so hovering a band names its stage and layer. */
+function onsetTrace(stages, layer) {
+  return { type: 'scatter', mode: 'markers', x: stages.map((s) => Math.max(s.step, 0)),
+    y: stages.map(() => layer), marker: { size: 14, opacity: 0 }, showlegend: false,
+    name: `layer ${layer}`,
+    text: stages.map((s) => `layer ${layer}: ${stageInfo(s.stage).label}` +
+      (isNetworkStage(s) && eventLayer(s) !== layer ? ' (the whole network)' : '')),
+    hovertemplate: '%{text}<br>from step %{x}<extra></extra>' };
+}
+
+export default {
+  id: 'layers',
+  testid: 'layers-strip',
+  title: 'Layers',
+  caption: 'One row per hidden layer, the bottom one (which sees the input) at the bottom: ' +
+    'each layer\'s stage over time. The curves\' bands show the bottom layer\'s.',
+  deps: ['stages', 'metrics', 'run', 'view', 'snapshot'],
+  minInterval: 250,
+  mount(container, state) {
+    const section = container.closest('section');
+    if (section) section.hidden = true;
+    const meta = Object.assign(document.createElement('p'), { className: 'panel-meta' });
+    const div = plotDiv(container, 'plot strip');
+    container.append(meta);
+    return {
+      draw() {
+        const depth = runDepth(state);
+        if (section) section.hidden = depth < 2;
+        if (depth < 2) return undefined;
+        const logX = !!state.settings.log_steps;
+        const lastStep = lastValue(state, 'step') ?? 0;
+        const shapes = [];
+        const annotations = [];
+        const data = [];
+        const counts = [];
+        for (let layer = 1; layer <= depth; layer += 1) {
+          const own = stagesOf(state.stages, layer);
+          counts.push(own.filter((s) => !isNetworkStage(s)).length);
+          const bands = stageBands(own, lastStep, { logX, yref: 'y', y0: layer - ROW,
+            y1: layer + ROW, labelAt: 'middle', opacity: 0.55, labelSize: 13 });
+          shapes.push(...bands.shapes);
+          annotations.push(...bands.annotations);
+          data.push(onsetTrace(own, layer));
+        }
+        shapes.push(...pinShape(state));
+        div.dataset.rows = String(depth);
+        div.style.height = `${4.5 + 2.4 * depth}rem`; // a row per layer, as tall as a label
+        meta.textContent = counts.every((n) => n === 0) ? 'no stage detected yet'
+          : counts.map((n, i) => `layer ${i + 1}: ${n ? `${n} stage${n > 1 ? 's' : ''}`
+            : 'none yet'}`).join(' · ');
+        const ticks = Array.from({ length: depth }, (_, i) => i + 1);
+        react(div, data, baseLayout({
+          margin: { l: 64, r: 20, t: 6, b: 40 },
+          showlegend: false,
+          xaxis: { title: { text: 'step', standoff: 2 }, type: logX ? 'log' : 'linear',
+            range: logX ? [0, Math.log10(Math.max(lastStep, 10))] : [0, Math.max(lastStep, 1)],
+            automargin: true },
+          yaxis: { range: [0.5, depth + 0.5], tickvals: ticks, fixedrange: true,
+            ticktext: ticks.map((l) => `layer ${l}`), automargin: true, zeroline: false,
+            showgrid: false },
+          shapes, annotations,
+        }));
+        return lastStep;
+      },
+    };
+  },
+};

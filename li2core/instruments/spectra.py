@@ -64,15 +64,22 @@ class NodeSpectra:
 def node_spectra(comps: Components, w: torch.Tensor, v: torch.Tensor | None = None,
                  ) -> NodeSpectra:
     """Spectra of u_j, v_j (and of V's rows when ``v`` is given) and the per-node summaries."""
-    m, k = comps.order, w.shape[1]
+    m = comps.order
     su, sv = component_power(comps, w[:m]), component_power(comps, w[m:])
     s_top = component_power(comps, v.T) if v is not None else None
+    return summarise_spectra(comps, su, sv, column_norms(w), s_top)
+
+
+def summarise_spectra(comps: Components, su: torch.Tensor, sv: torch.Tensor,
+                      norms: torch.Tensor, s_top: torch.Tensor | None = None) -> NodeSpectra:
+    """Per-node concentration, dominant component, agreement, active and locked flags from the
+    (K, C) spectra of a node's two operand sides and its (K,) size ``norms``."""
+    k = su.shape[0]
     both = su + sv
     dominant = both.argmax(dim=1)
     conc = torch.where(both.sum(dim=1) > 0, normalised_concentration(comps, both),
                        torch.zeros(k, dtype=both.dtype, device=both.device))
     agree = su.argmax(dim=1) == sv.argmax(dim=1)
-    norms = column_norms(w)
     ref = norms.kthvalue(max(1, math.ceil(0.99 * k))).values
     active = norms >= ACTIVE_FRACTION * ref
     locked = active & (conc >= CONCENTRATED)

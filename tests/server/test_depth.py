@@ -1,0 +1,68 @@
+"""A network of depth 2 through the real server: layer-tagged stages stored and served, the
+added layer's weights in snapshots, forks and bundles; bad depth combinations refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.store import MemoryRunStore, SqliteRunStore
+
+from .conftest import wait_status
+from .test_replay_fork_bundle import completed, real_client, snapshots_of
+
+# tiny and real: Z11, 24 nodes, 2 hidden layers, 80 steps (about a second on one core)
+DEEP = {"group": "Z11", "hidden": 24, "depth": 2, "activation": "relu", "steps": 80,
+        "snapshot_every": 20, "lr": 0.01, "weight_decay": 5e-3, "train_fraction": 0.6}
+
+
+def test_a_depth_2_run_streams_layer_tagged_stages_and_its_layers_weights(make_client, tmp_path):
+    c = real_client(make_client, store=SqliteRunStore(tmp_path / "runs.sqlite"))
+    run = completed(c, DEEP)
+    assert run["status"] == "completed", run["error"]
+    assert run["config"]["depth"] == 2 and run["summary"]["engine_used"] == "autograd"
+    stages = c.get(f"/api/runs/{run['id']}/stages").json()
+    assert {s["layer"] for s in stages} == {1, 2}
+    assert [s["stage"] for s in stages if s["layer"] == 2][0] == "lazy"
+    assert [s["layer"] for s in run["summary"]["stages"]] == [s["layer"] for s in stages]
+    assert [entry["layer"] for entry in run["summary"]["layers"]] == [1, 2]
+    snaps = snapshots_of(c, run["id"])
+    last = snaps[max(snaps)]
+    assert last["W2"].shape == (24, 24) and last["spec@2"].shape[0] == 24
+    rows = c.get(f"/api/runs/{run['id']}/metrics").json()["rows"]
+    assert all("conc_mean@2" in r and "gf_align@2" in r for r in rows[1:])
+    as_json = c.get(f"/api/runs/{run['id']}/metrics.json").json()
+    assert {s["layer"] for s in as_json["stages"]} == {1, 2}
+
+    fork = c.post(f"/api/runs/{run['id']}/fork", json={"step": 40, "changes": {"lr": 0.005}})
+    assert fork.status_code == 201, fork.text
+    fork = fork.json()
+    done = wait_status(c, fork["id"], "completed", "failed", timeout=60)
+    assert done["status"] == "completed", done["error"]
+    inherited = [s for s in c.get(f"/api/runs/{fork['id']}/stages").json()
+                 if s["evidence"].get("inherited")]
+    assert {s["layer"] for s in inherited} == {1, 2}
+    fork_first = snapshots_of(c, fork["id"])
+    np.testing.assert_array_equal(fork_first[min(fork_first)]["W2"], snaps[40]["W2"])
+    refused = c.post(f"/api/runs/{run['id']}/fork", json={"step": 40, "changes": {"depth": 3}})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"][-1] == "depth"
+
+    bundle = c.get(f"/api/runs/{run['id']}/bundle")
+    there = make_client(store=MemoryRunStore())
+    copy = there.post("/api/bundles", content=bundle.content,
+                      headers={"Content-Type": "application/zip"})
+    assert copy.status_code == 201, copy.text
+    assert there.get(f"/api/runs/{copy.json()['id']}/stages").json() == stages
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"depth": 5}, "depth"),
+    ({"depth": 0}, "depth"),
+    ({"depth": 2, "top_layer": "ridge"}, "top_layer"),
+    ({"depth": 2, "precision": "bf16"}, "precision"),
+])
+def test_bad_depths_are_refused_naming_the_field(make_client, body, field):
+    c = make_client()
+    r = c.post("/api/runs", json={"group": "Z11", "hidden": 16, **body})
+    assert r.status_code == 422
+    assert field in [str(p) for d in r.json()["detail"] for p in d["loc"]], r.json()

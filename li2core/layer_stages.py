@@ -11,10 +11,13 @@ from __future__ import annotations
 from .events import StageChange
 from .instruments.layers import LAYER_SCALARS, at_layer
 from .stages import StageDetector, Thresholds
-from .vocabulary import BOTTOM_UP, NOT_BOTTOM_UP, TOGETHER
+from .vocabulary import BOTTOM_UP, NOT_BOTTOM_UP, PARTLY_BOTTOM_UP, TOGETHER
 
 # layer-1 scalars that do not describe the layers above; their rows leave them out
 LAYER_ONE_ONLY = ("memorising_nodes", "coverage_max")
+# onsets of adjacent layers this close (steps) count as simultaneous: the Stage II onset rule
+# places every layer's onset at the foot of its climb after the fit, within a few steps of it
+ORDER_TIE = 5
 
 
 def layer_row(row: dict, layer: int) -> dict:
@@ -34,20 +37,28 @@ def layer_fresh(fresh: set[str] | None, layer: int) -> set[str] | None:
     return {name for name in LAYER_SCALARS if at_layer(name, layer) in fresh} | set(fresh)
 
 
-def layer_order(onsets: list[int | None]) -> str | None:
-    """How the layers' Stage II onsets (bottom first; None = not reached) are ordered:
-    BOTTOM_UP when each layer began strictly after the one below, TOGETHER when all began at
-    the same step, NOT_BOTTOM_UP otherwise; None while fewer than two layers have begun."""
+def layer_order(onsets: list[int | None], tie: int = 0) -> str | None:
+    """How the layers' onsets of one stage (bottom first; None = not reached) are ordered.
+
+    Adjacent layers whose onsets differ by at most ``tie`` steps began together. BOTTOM_UP: each
+    layer began more than ``tie`` after the one below; TOGETHER: all within ``tie``;
+    PARTLY_BOTTOM_UP: no layer before the one below, some together; NOT_BOTTOM_UP: a layer
+    began more than ``tie`` before the one below, or while a lower layer had not begun.
+    None while fewer than two layers have begun."""
     seen = [s for s in onsets if s is not None]
     if len(seen) < 2:
         return None
     reached = [s is not None for s in onsets]
-    prefix = all(reached[:sum(reached)])  # the layers that began are the lowest ones
-    if prefix and all(x < y for x, y in zip(seen, seen[1:])):
+    if not all(reached[:len(seen)]):  # a higher layer began while a lower one had not
+        return NOT_BOTTOM_UP
+    gaps = [y - x for x, y in zip(seen, seen[1:])]
+    if any(g < -tie for g in gaps):
+        return NOT_BOTTOM_UP
+    if all(g > tie for g in gaps):
         return BOTTOM_UP
-    if len(set(seen)) == 1 and all(reached):
+    if all(abs(g) <= tie for g in gaps):
         return TOGETHER
-    return NOT_BOTTOM_UP
+    return PARTLY_BOTTOM_UP
 
 
 class LayerStages:
@@ -71,16 +82,29 @@ class LayerStages:
         out: list[StageChange] = []
         for det in self.detectors:
             for ev in det.update(layer_row(row, det.layer), layer_fresh(fresh, det.layer)):
-                if ev.stage == "independent" and det.layer > 1:
+                if ev.stage in ("independent", "interactive") and det.layer > 1:
                     # a fact for the reader, not a rule: where the layer below stood
-                    ev.evidence["layer_below_onset"] = self.onsets()[det.layer - 2]
+                    ev.evidence["layer_below_onset"] = self.onsets(ev.stage)[det.layer - 2]
                 out.append(ev)
         return out
 
-    def onsets(self) -> list[int | None]:
-        """Each layer's Stage II onset step (None where it has not begun)."""
-        return [next((e.step for e in d.events if e.stage == "independent"), None)
+    def onsets(self, stage: str = "independent") -> list[int | None]:
+        """Each layer's onset step of ``stage`` (None where it has not begun)."""
+        return [next((e.step for e in d.events if e.stage == stage), None)
                 for d in self.detectors]
+
+    def orders(self) -> dict[str, str | None]:
+        """layer_order of the Stage II and of the Stage III onsets."""
+        return {stage: layer_order(self.onsets(stage), ORDER_TIE)
+                for stage in ("independent", "interactive")}
+
+    def order(self) -> tuple[str | None, str | None]:
+        """(order, stage it is read from): Stage III's onsets where two layers reached it (the
+        layers' features formed), else Stage II's."""
+        orders = self.orders()
+        if orders["interactive"] is not None:
+            return orders["interactive"], "interactive"
+        return orders["independent"], "independent" if orders["independent"] else None
 
     def final_outcome(self) -> str | None:
         return self.top.final_outcome()

@@ -198,18 +198,22 @@ DEPTH_NOTE: dict[str, object] = {
 }
 
 
-# -- the order in which the layers of a deeper network began Stage II (li2core.layer_stages) --
-BOTTOM_UP, TOGETHER, NOT_BOTTOM_UP = "bottom_up", "together", "not_bottom_up"
+# -- the order in which the layers of a deeper network began a stage (li2core.layer_stages) ---
+BOTTOM_UP, TOGETHER, PARTLY_BOTTOM_UP, NOT_BOTTOM_UP = (
+    "bottom_up", "together", "partly_bottom_up", "not_bottom_up")
 LAYER_ORDERS: dict[str, dict[str, str]] = {
     BOTTOM_UP: {"label": "bottom-up",
-                "says": "Each layer began learning features after the layer below it, as the "
-                        "theory expects (li2-theory §6)."},
+                "says": "Each layer reached the stage after the layer below it, as the theory "
+                        "expects (li2-theory §6): bottom-up feature learning."},
     TOGETHER: {"label": "together",
-               "says": "The layers began learning features at the same measured step: no order "
-                       "can be told at this resolution."},
+               "says": "The layers reached the stage within a few steps of each other: no "
+                       "order can be told at this resolution."},
+    PARTLY_BOTTOM_UP: {"label": "partly bottom-up",
+                       "says": "No layer reached the stage before the layer below it, but some "
+                               "adjacent layers reached it within a few steps of each other."},
     NOT_BOTTOM_UP: {"label": "not bottom-up",
-                    "says": "A layer began learning features before the layer below it, or a "
-                            "lower layer has not begun while a higher one has."},
+                    "says": "A layer reached the stage before the layer below it, or a higher "
+                            "layer reached it while a lower one has not."},
 }
 
 

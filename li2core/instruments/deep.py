@@ -114,8 +114,8 @@ class DeepProbe(InstrumentProbe):
         out = super().summary()
         ls = self.layer_stages
         if ls is None:
-            return {**out, "layers": [], "layer_order": None}
-        from ..layer_stages import layer_order
+            return {**out, "layers": [], "layer_order": None, "layer_order_stage": None,
+                    "layer_orders": {}}
         from ..vocabulary import agreement
         from .layers import at_layer
 
@@ -123,10 +123,13 @@ class DeepProbe(InstrumentProbe):
         layers = [{"layer": d.layer, "stages": ls.stages_of(d.layer),
                    "coverage": self.values.get(at_layer("coverage", d.layer)),
                    "concentration": self.values.get(at_layer("conc_mean", d.layer)),
-                   "stage_ii_onset": ls.onsets()[d.layer - 1]}
+                   "stage_ii_onset": ls.onsets("independent")[d.layer - 1],
+                   "stage_iii_onset": ls.onsets("interactive")[d.layer - 1]}
                   for d in ls.detectors]
+        order, stage = ls.order()
         return {**out, "outcome": outcome, "agreement": agreement(out["verdict"], outcome),
-                "layers": layers, "layer_order": layer_order(ls.onsets())}
+                "layers": layers, "layer_order": order, "layer_order_stage": stage,
+                "layer_orders": ls.orders()}
 
 
 def _numpy(arrays: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

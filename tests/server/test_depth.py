@@ -66,3 +66,36 @@ def test_bad_depths_are_refused_naming_the_field(make_client, body, field):
     r = c.post("/api/runs", json={"group": "Z11", "hidden": 16, **body})
     assert r.status_code == 422
     assert field in [str(p) for d in r.json()["detail"] for p in d["loc"]], r.json()
+
+
+def test_depth_is_a_sweep_axis_and_deeper_cells_train_one_by_one(tmp_path):
+    import contextlib
+
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+
+    from .conftest import settings, wait_until
+    from .fakes import FakeRunner
+
+    body = {"name": "depths", "base": {"group": "Z7", "hidden": 8, "activation": "relu",
+                                       "steps": 20, "snapshot_every": 10},
+            "grid": {"depth": [1, 2, 3]}}
+    app = create_app(settings(tmp_path), runner=FakeRunner(), store=MemoryRunStore())
+    with contextlib.ExitStack() as stack:
+        c = stack.enter_context(TestClient(app))
+        bad = c.post("/api/sweeps", json={**body, "grid": {"depth": [1, 5]}})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"][:3] == ["body", "grid", "depth"]
+        created = c.post("/api/sweeps", json=body)
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        sweep = wait_until(lambda: (s := c.get(f"/api/sweeps/{sid}").json())["status"]
+                           == "completed" and s, timeout=60)
+        depths = [c.get(f"/api/runs/{cell['run_id']}").json()["config"]["depth"]
+                  for cell in sweep["cells"]]
+        assert depths == [1, 2, 3]
+        assert all(cell["outcome"] != "not_run" for cell in sweep["cells"])
+        rows = [c.get(f"/api/runs/{cell['run_id']}/metrics").json()["rows"]
+                for cell in sweep["cells"]]
+        assert [r[-1]["step"] for r in rows] == [20, 20, 20]

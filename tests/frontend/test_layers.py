@@ -80,6 +80,13 @@ HEATMAP_IS_LAYER_TWO = """async ([runId, step]) => {
 }"""
 
 
+# rows of the layers strip holding at least one stage band
+ROWS_WITH_BANDS = ("(() => { const d = document.querySelector('#panel-layers .plot');"
+                   " if (!d || !d.layout || d.closest('section').hidden) return 0;"
+                   " return new Set(d.layout.shapes.filter(s => s.type === 'rect')"
+                   ".map(s => Math.round((s.y0 + s.y1) / 2))).size; })()")
+
+
 def test_a_deep_run_shows_every_layer(page, server):
     open_dashboard(page, server.url)
     presets = page.locator("#preset option").all_inner_texts()
@@ -93,11 +100,12 @@ def test_a_deep_run_shows_every_layer(page, server):
     # a depth-1 page has neither the strip nor a layer selector
     assert page.locator("#panel-layers").is_hidden()
     assert page.locator("#panel-spectrum .layer-pick").is_hidden()
-    set_field(page, "max_steps_per_s", "")
+    set_field(page, "max_steps_per_s", "150")  # a few seconds to watch it live
     page.click("#start")
     wait_for(page, "window.__li2.runId !== null && window.__li2.lastStep >= 0", 180)
-    # live: the strip appears with one row per layer while the run goes on
-    wait_for(page, "!document.querySelector('#panel-layers').hidden", 60)
+    # live: the strip appears with a band in each layer's row while the run goes on
+    wait_for(page, ROWS_WITH_BANDS + " >= 2", 60)
+    assert li2(page, "status") == "running"
     wait_for(page, "window.__li2.status === 'completed'", 240)
     run_id = li2(page, "runId")
     stored = httpx.get(f"{server.url}/api/runs/{run_id}/stages").json()
@@ -117,6 +125,11 @@ def test_a_deep_run_shows_every_layer(page, server):
         assert sum(1 for y, _ in rects if round(y) == layer) >= len(events)
     ticks = strip.evaluate("d => d.layout.yaxis.ticktext")
     assert ticks[0] == "layer 1" and len(ticks) == depth
+    # the stored run opened again (a reload: everything comes back from the store)
+    page.reload()
+    page.wait_for_function("window.__li2 && window.__li2.ready === true")
+    wait_for(page, f"(document.querySelector('#panel-layers .plot').layout?.shapes ?? [])"
+                   f".filter(s => s.type === 'rect').length === {len(rects)}", 30)
 
     # the layer selector: the spectrum heatmap switches to layer 2's own arrays
     pick = page.locator("#panel-spectrum .layer-pick")
@@ -130,7 +143,9 @@ def test_a_deep_run_shows_every_layer(page, server):
     assert got["rows"] >= 1 and got["worst"] < 1e-5
     assert got["fromOne"] > 1e-3, "layer 2's heatmap shows layer 1's spectra"
     # every per-node panel follows the one setting
-    assert page.locator("#panel-coverage .layer-pick input[data-layer='2']").is_checked()
+    wait_for(page, "document.querySelector(\"#panel-coverage .layer-pick input[data-layer='2']\")"
+                   ".checked && document.querySelector('#panel-coverage .panel-meta')"
+                   ".textContent.includes('layer 2')", 10)
     # the theory card says what the theory covers for depth ≥ 2, and what is open
     words = httpx.get(f"{server.url}/api/vocabulary").json()["depth_note"]
     note = page.locator("#theory-depth")

@@ -60,7 +60,7 @@ export function stagesOf(stages, layer) {
  *  `yref`): one faint rectangle per stage from its onset to the next, a dotted edge at the
  *  onset, the stage's word as a label. Colours and words come from the vocabulary. */
 export function stageBands(stages, lastStep, { logX = false, y0 = 0, y1 = 1, yref = 'paper',
-  labelSize = 15, labelAt = 'top', opacity = 0.18, short = true } = {}) {
+  labelSize = 15, labelAt = 'top', opacity = 0.18, short = true, pxPerStep = null } = {}) {
   const shapes = [];
   const annotations = [];
   stages.forEach((s, i) => {
@@ -71,10 +71,13 @@ export function stageBands(stages, lastStep, { logX = false, y0 = 0, y1 = 1, yre
       fillcolor: info.colour, opacity, line: { width: 0 }, layer: 'below' });
     shapes.push({ type: 'line', xref: 'x', yref, x0, x1: x0, y0, y1,
       line: { color: info.colour, width: 3, dash: 'dot' } });
+    const text = short ? info.short : info.label;
+    // a band too narrow for its word keeps it for the hover (pxPerStep: linear axes only)
+    if (pxPerStep && (x1 - x0) * pxPerStep < text.length * labelSize * 0.62 + 6) return;
     annotations.push({ xref: 'x', yref, x: logX ? Math.log10(x0) : x0,
       y: labelAt === 'top' ? y1 : (y0 + y1) / 2,
       yanchor: labelAt === 'top' ? 'bottom' : 'middle', xanchor: 'left', showarrow: false,
-      text: short ? info.short : info.label, font: { size: labelSize, color: '#111' },
+      text, font: { size: labelSize, color: '#111' },
       bgcolor: info.colour });
   });
   return { shapes, annotations };

@@ -14,7 +14,7 @@ export default {
   title: 'Coverage of the components',
   caption: 'Grokking needs every component covered by locked nodes ' +
     '(dark bars: nodes with ≥ 80% of their power in that one component).',
-  deps: ['snapshot', 'run'],
+  deps: ['snapshot', 'run', 'view'], // view: the layer shown
   minInterval: 250,
   mount(container, state) {
     const pickLayer = layerPicker(toolbarDiv(container), state);

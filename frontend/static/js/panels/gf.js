@@ -38,6 +38,13 @@ export default {
           ? `this run reports no gradient for layer ${layer}` : '';
         div.hidden = !!missing.textContent;
         if (div.hidden) return undefined;
+        if (layer > 1) {
+          scale.textContent = ''; // the paper's G_F formula is the bottom layer's
+          if (!hist.length && state.metrics.length) {
+            missing.textContent = `layer ${layer}: size and alignment only (this run reports ` +
+              'no component spectrum of its gradient)';
+          }
+        }
         const { x, y: col } = thinnedSeries(state);
         const data = [
           { type: 'scatter', mode: 'lines', name: '‖G_F‖', x,
@@ -64,12 +71,13 @@ export default {
         }
         react(div, data, baseLayout({
           margin: { l: 64, r: 64, t: 30, b: 48 },
-          xaxis: { title: { text: 'step' }, anchor: 'y3' },
+          xaxis: { title: { text: 'step' }, anchor: cols.length ? 'y3' : 'y' },
           yaxis: { title: { text: layer > 1 ? `‖G_F‖, layer ${layer}` : '‖G_F‖' }, type: 'log',
-            domain: [0.58, 1], exponentformat: 'power', nticks: 4 },
+            domain: cols.length ? [0.58, 1] : [0, 1], exponentformat: 'power', nticks: 4 },
           yaxis2: { title: { text: 'alignment' }, overlaying: 'y', side: 'right',
             range: [-0.05, 1.05], tickmode: 'linear', tick0: 0, dtick: 0.5, showgrid: false },
-          yaxis3: { domain: [0, 0.48], type: 'category', nticks: 12, automargin: true },
+          ...(cols.length ? { yaxis3: { domain: [0, 0.48], type: 'category', nticks: 12,
+            automargin: true } } : {}),
           legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1, yanchor: 'bottom' },
           shapes: pinShape(state),
         }));

@@ -6,10 +6,17 @@
 import { eventLayer, isNetworkStage, runDepth, stageBands, stagesOf } from '../layers.js';
 import { pinShape } from '../scrub.js';
 import { lastValue } from '../state.js';
-import { stageInfo } from '../vocabulary.js';
+import { VOCAB, stageInfo } from '../vocabulary.js';
 import { baseLayout, plotDiv, react } from './plot.js';
 
 const ROW = 0.42; // half a row's height, in layer units
+
+/** The hero (curves beside the cards) keeps the strip in the first view: style.css takes
+ *  its height from --layers-h. */
+function fitHero(section) {
+  const panels = section?.parentElement;
+  if (panels) panels.style.setProperty('--layers-h', `${section.offsetHeight}px`);
+}
 
 /** Invisible points at each stage's onset, so hovering a band names its stage and layer. */
 function onsetTrace(stages, layer) {
@@ -25,8 +32,8 @@ export default {
   id: 'layers',
   testid: 'layers-strip',
   title: 'Layers',
-  caption: 'One row per hidden layer, the bottom one (which sees the input) at the bottom: ' +
-    'each layer\'s stage over time. The curves\' bands show the bottom layer\'s.',
+  caption: 'Each hidden layer\'s stage over time, the bottom layer (which sees the input) ' +
+    'at the bottom; the curves\' bands are the bottom layer\'s.',
   deps: ['stages', 'metrics', 'run', 'view', 'snapshot'],
   minInterval: 250,
   mount(container, state) {
@@ -42,6 +49,11 @@ export default {
         if (depth < 2) return undefined;
         const logX = !!state.settings.log_steps;
         const lastStep = lastValue(state, 'step') ?? 0;
+        // the same plot area as the curves above, so a step sits at the same x in both
+        const size = document.querySelector('#panel-curves .plot')?._fullLayout?._size;
+        const margin = size ? { l: size.l, r: size.r } : { l: 64, r: 20 };
+        const width = size?.w ?? div.clientWidth - margin.l - margin.r;
+        const pxPerStep = logX ? null : width / Math.max(lastStep, 1);
         const shapes = [];
         const annotations = [];
         const data = [];
@@ -50,26 +62,32 @@ export default {
           const own = stagesOf(state.stages, layer);
           counts.push(own.filter((s) => !isNetworkStage(s)).length);
           const bands = stageBands(own, lastStep, { logX, yref: 'y', y0: layer - ROW,
-            y1: layer + ROW, labelAt: 'middle', opacity: 0.55, labelSize: 13 });
+            y1: layer + ROW, labelAt: 'middle', opacity: 0.55, labelSize: 13, pxPerStep });
           shapes.push(...bands.shapes);
           annotations.push(...bands.annotations);
           data.push(onsetTrace(own, layer));
         }
         shapes.push(...pinShape(state));
         div.dataset.rows = String(depth);
-        div.style.height = `${4.5 + 2.4 * depth}rem`; // a row per layer, as tall as a label
+        div.style.height = `${3.4 + 2.2 * depth}rem`; // a row per layer, as tall as a label
+        const order = state.summary?.layer_order;
+        const said = order ? VOCAB.layer_orders?.[order] : null;
         meta.textContent = counts.every((n) => n === 0) ? 'no stage detected yet'
-          : counts.map((n, i) => `layer ${i + 1}: ${n ? `${n} stage${n > 1 ? 's' : ''}`
-            : 'none yet'}`).join(' · ');
+          : said ? `Order in which the layers began learning features: ${said.label}. ` +
+            said.says
+            : counts.map((n, i) => `layer ${i + 1}: ${n ? `${n} stage${n > 1 ? 's' : ''}`
+              : 'none yet'}`).join(' · ');
+        meta.dataset.order = order ?? '';
+        fitHero(section);
         const ticks = Array.from({ length: depth }, (_, i) => i + 1);
         react(div, data, baseLayout({
-          margin: { l: 64, r: 20, t: 6, b: 40 },
+          margin: { ...margin, t: 4, b: 36 },
           showlegend: false,
           xaxis: { title: { text: 'step', standoff: 2 }, type: logX ? 'log' : 'linear',
             range: logX ? [0, Math.log10(Math.max(lastStep, 10))] : [0, Math.max(lastStep, 1)],
             automargin: true },
           yaxis: { range: [0.5, depth + 0.5], tickvals: ticks, fixedrange: true,
-            ticktext: ticks.map((l) => `layer ${l}`), automargin: true, zeroline: false,
+            ticktext: ticks.map((l) => `layer ${l}`), automargin: !size, zeroline: false,
             showgrid: false },
           shapes, annotations,
         }));

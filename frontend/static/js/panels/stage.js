@@ -134,20 +134,24 @@ function evidenceBlock(evidence, vocab) {
   return parts;
 }
 
-/** Deeper runs: where each layer above the bottom one stands at step `at` (null: now). */
-function upperLayers(state, at) {
+/** Deeper runs: where each layer stands at step `at` (null: now), besides the stage shown
+ *  (the bottom layer's own, or the whole network's outcome). */
+function otherLayers(state, at, cur) {
   const depth = runDepth(state);
+  if (depth < 2) return [];
+  const network = isNetworkStage(cur);
   const lines = [];
-  for (let layer = 2; layer <= depth; layer += 1) {
+  for (let layer = network ? 1 : 2; layer <= depth; layer += 1) {
     const own = state.stages.filter((s) => eventLayer(s) === layer && !isNetworkStage(s) &&
       (at === null || s.step <= at));
     const last = own[own.length - 1];
-    lines.push(`layer ${layer}: ${last ? `${stageInfo(last.stage).label} (${when(last)})`
+    lines.push(`Layer ${layer}: ${last ? `${stageInfo(last.stage).label} (${when(last)})`
       : 'no stage detected yet'}`);
   }
-  if (!lines.length) return [];
+  const shown = network ? 'The outcome above is the whole network\'s.'
+    : 'The stage above is the bottom layer\'s (layer 1).';
   return [Object.assign(document.createElement('p'), { className: 'panel-meta stage-layers',
-    textContent: `The stage above is the bottom layer's. ${lines.join(' · ')}.` })];
+    textContent: `${shown} ${lines.join(' · ')}.` })];
 }
 
 export default {
@@ -231,7 +235,7 @@ export default {
           chip.style.background = stageInfo(s.stage).colour;
           return chip;
         }));
-        remarks.replaceChildren(...upperLayers(state, at), ...notes(state.stages));
+        remarks.replaceChildren(...otherLayers(state, at, cur), ...notes(state.stages));
         return undefined;
       },
     };

@@ -137,6 +137,7 @@ export default {
             if (check === 'failed') res.classList.add('warn');
           }
         }
+        depthNote(body, cfg.depth); // what the theory says of deeper networks, read early
         row(body, `<b>${escapeHtml(g.name ?? cfg.group)}</b> · order M = ${g.order ?? '?'} · ` +
           `${st.n_train ?? '?'} training rows of ${(g.order ?? 0) ** 2}`);
         if (typeof pCrit === 'number') {
@@ -148,7 +149,6 @@ export default {
           row(body, `width: K = ${escapeHtml(cfg.hidden)} vs minimal width ${minWidth} ` +
             `${mark(cfg.hidden >= minWidth)}`);
         }
-        depthNote(body, cfg.depth);
         return undefined;
       },
     };

@@ -44,13 +44,13 @@ def layer_order(onsets: list[int | None], tie: int = 0) -> str | None:
     layer began more than ``tie`` after the one below; TOGETHER: all within ``tie``;
     PARTLY_BOTTOM_UP: no layer before the one below, some together; NOT_BOTTOM_UP: a layer
     began more than ``tie`` before the one below, or while a lower layer had not begun.
-    None while fewer than two layers have begun."""
+    None while fewer than two layers have begun (and only the lowest, if any)."""
     seen = [s for s in onsets if s is not None]
-    if len(seen) < 2:
-        return None
     reached = [s is not None for s in onsets]
     if not all(reached[:len(seen)]):  # a higher layer began while a lower one had not
         return NOT_BOTTOM_UP
+    if len(seen) < 2:
+        return None
     gaps = [y - x for x, y in zip(seen, seen[1:])]
     if any(g < -tie for g in gaps):
         return NOT_BOTTOM_UP

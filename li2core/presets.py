@@ -73,14 +73,17 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         "duplicated nodes (4.2 vs 3.8 per component, 8 seeds)",
         RunConfig(**_OPT_PAIR, optimizer="adam", lr=3e-2),
     ),
+    # Measured (bare engine, one core, seeds 0-4; docs/depth.md): test acc 0.99 at step 413 on
+    # average (~1.3 s) with the default V(0), 345 with V(0) = 0; without weight decay it
+    # memorises. Both layers' nodes lock onto irreps, the bottom layer's first.
     "deep": (
-        "Two hidden layers (Z23, 128 nodes each, ReLU): both layers learn features and the "
-        "network generalises in seconds",
+        "Two hidden layers (Z23, 128 nodes each, ReLU): both layers learn the group's features, "
+        "the bottom one first, and the network generalises near step 410 in seconds",
         RunConfig(**_DEEP),
     ),
     "deep-zero-init": (
-        "The deep preset with the top layer V initialised to zero: the same run reaches test "
-        "accuracy 0.99 sooner",
+        "The deep preset with the top layer V zero-initialised: generalises sooner than its "
+        "twin (test acc 0.99 at step ~345 vs ~413, 5 seeds)",
         RunConfig(**{**_DEEP, "top_init_scale": 0.0}),
     ),
 }

@@ -139,7 +139,8 @@ def test_a_depth_2_run_tags_every_stage_and_names_its_layer_arrays():
     rows = [e.row() for e in events if e.kind == "metrics"]
     assert all(k in rows[-1] for k in ("conc_mean@2", "coverage@2", "gf_norm@2", "gf_align@2"))
     summary = events[-1].summary
-    assert summary["engine_used"] == "autograd" and [s["layer"] for s in summary["layers"]] == [1, 2]
+    assert summary["engine_used"] == "autograd"
+    assert [s["layer"] for s in summary["layers"]] == [1, 2]
     assert [s["layer"] for s in summary["stages"]] == [e.layer for e in stages]
 
 

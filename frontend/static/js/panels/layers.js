@@ -11,11 +11,23 @@ import { baseLayout, plotDiv, react } from './plot.js';
 
 const ROW = 0.42; // half a row's height, in layer units
 
-/** The hero (curves beside the cards) keeps the strip in the first view: style.css takes
- *  its height from --layers-h. */
+const MIN_CURVES_REM = 22; // the curves' plot keeps at least this height beside the strip
+
+/** The strip joins the first view (the hero: curves beside the cards) when the curves keep a
+ *  readable height above it; otherwise it follows the hero. style.css takes its height from
+ *  --layers-h. */
 function fitHero(section) {
   const panels = section?.parentElement;
-  if (panels) panels.style.setProperty('--layers-h', `${section.offsetHeight}px`);
+  const curves = document.getElementById('panel-curves');
+  const plot = curves?.querySelector('.plot');
+  if (!panels || !plot || section.hidden) return;
+  const root = document.documentElement;
+  const rem = parseFloat(getComputedStyle(root).fontSize);
+  const hero = parseFloat(getComputedStyle(root).getPropertyValue('--hero'));
+  const header = plot.getBoundingClientRect().top - curves.getBoundingClientRect().top;
+  const need = header + MIN_CURVES_REM * rem + 2 * rem + section.offsetHeight;
+  panels.style.setProperty('--layers-h', `${section.offsetHeight}px`);
+  panels.classList.toggle('layers-in-hero', Number.isFinite(hero) && need <= hero);
 }
 
 /** Invisible points at each stage's onset, so hovering a band names its stage and layer. */
@@ -42,6 +54,7 @@ export default {
     const meta = Object.assign(document.createElement('p'), { className: 'panel-meta' });
     const div = plotDiv(container, 'plot strip');
     container.append(meta);
+    window.addEventListener('resize', () => fitHero(section));
     return {
       draw() {
         const depth = runDepth(state);

@@ -1,6 +1,8 @@
 // The shared state every panel reads: the latest data of the attached run, kept small, plus
 // version counters so the render loop redraws only panels whose inputs changed.
 
+import { stagesOf } from './layers.js';
+
 const ARRIVAL_KEEP = 512; // arrival times kept for latency measurement
 
 export function createState() {
@@ -128,6 +130,9 @@ export function addStage(state, event) {
   state.bump('stages');
 }
 
+/** The stage the page shows now: the last of the bottom layer's stages and the network's
+ *  outcomes (a depth-1 run: its last stage). */
 export function currentStage(state) {
-  return state.stages.length ? state.stages[state.stages.length - 1] : null;
+  const shown = stagesOf(state.stages, 1);
+  return shown.length ? shown[shown.length - 1] : null;
 }

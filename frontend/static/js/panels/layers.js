@@ -5,6 +5,7 @@
 
 import { eventLayer, isNetworkStage, runDepth, stageBands, stagesOf } from '../layers.js';
 import { pinShape } from '../scrub.js';
+import { TERMINAL } from '../session.js';
 import { lastValue } from '../state.js';
 import { VOCAB, stageInfo } from '../vocabulary.js';
 import { baseLayout, plotDiv, react } from './plot.js';
@@ -85,7 +86,9 @@ export default {
         div.style.height = `${3.4 + 2.2 * depth}rem`; // a row per layer, as tall as a label
         const order = state.summary?.layer_order;
         const said = order ? VOCAB.layer_orders?.[order] : null;
-        meta.textContent = counts.every((n) => n === 0) ? 'no stage detected yet'
+        const ended = TERMINAL.has(state.run?.status);
+        meta.textContent = counts.every((n) => n === 0)
+          ? (ended ? 'no stages recorded for this run' : 'no stage detected yet')
           : said ? `Order in which the layers began learning features: ${said.label}. ` +
             said.says
             : counts.map((n, i) => `layer ${i + 1}: ${n ? `${n} stage${n > 1 ? 's' : ''}`

@@ -5,6 +5,7 @@ import { api } from '../api.js';
 import { eventLayer, isNetworkStage, runDepth, stagesOf } from '../layers.js';
 import { pinnedStep } from '../scrub.js';
 import { TERMINAL } from '../session.js';
+import { currentStage } from '../state.js';
 import { outcomeInfo, stageInfo } from '../vocabulary.js';
 
 function fmt(v) {
@@ -179,8 +180,8 @@ export default {
         const at = pinnedStep(state); // looking back (replay): the stage at that step
         // a deeper run: the bottom layer's stage and the network's outcome (the curves' bands)
         const deep = runDepth(state) > 1;
-        const bottom = stagesOf(state.stages, 1);
-        const cur = [...bottom].reverse().find((s) => at === null || s.step <= at) ?? null;
+        const cur = at === null ? currentStage(state) : [...stagesOf(state.stages, 1)].reverse()
+          .find((s) => s.step <= at) ?? null;
         if (!cur) {
           const ended = state.run && TERMINAL.has(state.run.status);
           const cell = state.run?.sweep;

@@ -123,6 +123,10 @@ def test_a_deep_run_shows_every_layer(page, server):
                            ".map(s => [(s.y0 + s.y1) / 2, s.fillcolor])")
     for layer, events in own.items():
         assert sum(1 for y, _ in rects if round(y) == layer) >= len(events)
+    # under it, the measured order of the layers, as the run's summary has it
+    summary = httpx.get(f"{server.url}/api/runs/{run_id}").json()["summary"]
+    wait_for(page, "document.querySelector('#panel-layers .panel-meta').dataset.order === "
+                   f"'{summary.get('layer_order') or ''}'", 10)
     ticks = strip.evaluate("d => d.layout.yaxis.ticktext")
     assert ticks[0] == "layer 1" and len(ticks) == depth
     # the stored run opened again (a reload: everything comes back from the store)

@@ -86,10 +86,13 @@ export default {
         div.style.height = `${3.4 + 2.2 * depth}rem`; // a row per layer, as tall as a label
         const order = state.summary?.layer_order;
         const said = order ? VOCAB.layer_orders?.[order] : null;
+        // which stage's onsets the order was read from (li2core: Stage III's where it can be)
+        const from = state.summary?.layer_order_stage;
+        const orderStage = from ? stageInfo(from).label : 'their stages';
         const ended = TERMINAL.has(state.run?.status);
         meta.textContent = counts.every((n) => n === 0)
           ? (ended ? 'no stages recorded for this run' : 'no stage detected yet')
-          : said ? `Order in which the layers began learning features: ${said.label}. ` +
+          : said ? `Order in which the layers reached ${orderStage}: ${said.label}. ` +
             said.says
             : counts.map((n, i) => `layer ${i + 1}: ${n ? `${n} stage${n > 1 ? 's' : ''}`
               : 'none yet'}`).join(' · ');

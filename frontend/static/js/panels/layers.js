@@ -27,8 +27,12 @@ function fitHero(section) {
   const hero = parseFloat(getComputedStyle(root).getPropertyValue('--hero'));
   const header = plot.getBoundingClientRect().top - curves.getBoundingClientRect().top;
   const need = header + MIN_CURVES_REM * rem + 2 * rem + section.offsetHeight;
-  panels.style.setProperty('--layers-h', `${section.offsetHeight}px`);
   panels.classList.toggle('layers-in-hero', Number.isFinite(hero) && need <= hero);
+  keepHeight(section); // measured again: in the hero the strip is narrower, its text may wrap
+}
+
+function keepHeight(section) {
+  section.parentElement?.style.setProperty('--layers-h', `${section.offsetHeight}px`);
 }
 
 /** Invisible points at each stage's onset, so hovering a band names its stage and layer. */
@@ -56,6 +60,9 @@ export default {
     const div = plotDiv(container, 'plot strip');
     container.append(meta);
     window.addEventListener('resize', () => fitHero(section));
+    if (section && window.ResizeObserver) {
+      new ResizeObserver(() => keepHeight(section)).observe(section);
+    }
     return {
       draw() {
         const depth = runDepth(state);

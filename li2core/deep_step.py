@@ -26,7 +26,8 @@ class DeepStep:
         self.test_rows = (data.a[te], data.b[te], data.label[te])
         self.t_tr, self.t_te = (mse_target(r[2], self.m) for r in (self.train_rows,
                                                                       self.test_rows))
-        self.collect = False  # the probe computes what it reads itself
+        self.collect = False  # set by train(): keep each layer's output and ∂J/∂x_l
+        self._parts: tuple | None = None
 
     def attach(self, w: torch.Tensor, v: torch.Tensor) -> None:
         for p in (w, v, *self.layers):
@@ -37,19 +38,29 @@ class DeepStep:
         return layer_outputs(w, self.layers, a, b, self.config.activation)[-1] @ v
 
     def step(self, w: torch.Tensor, v: torch.Tensor, backward: bool = True) -> torch.Tensor:
-        y = self.train_rows[2]
+        a, b, y = self.train_rows
+        self._parts = None
         with torch.set_grad_enabled(backward):
-            out = self._out(w, v, self.train_rows)
+            xs = layer_outputs(w, self.layers, a, b, self.config.activation)
+            out = xs[-1] @ v
             loss = loss_fn(out, y, self.config.loss, self.t_tr)
         if backward:
+            keep = self.collect and all(x.requires_grad for x in xs)
+            if keep:  # the probe reads ∂J/∂x_l of every layer from this very backward pass
+                for x in xs:
+                    x.retain_grad()
             for p in (w, v, *self.layers):
                 p.grad = None
             loss.backward()
+            if keep:
+                self._parts = tuple((x.detach(), x.grad) for x in xs)
         with torch.no_grad():
             return torch.stack([loss.detach(), (out.argmax(1) == y).float().mean()])
 
-    def forward_parts(self) -> None:
-        return None
+    def forward_parts(self) -> tuple | None:
+        """((x_l, ∂J/∂x_l) per layer) on the training rows from the last step when it was asked
+        to ``collect`` (None at the final step, which takes no backward pass)."""
+        return self._parts
 
     @torch.no_grad()
     def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -62,12 +62,14 @@ def layer_order(onsets: list[int | None], tie: int = 0) -> str | None:
 
 
 class LayerStages:
-    """``update(row, fresh)`` feeds every layer's detector; events carry their layer."""
+    """``update(row, fresh)`` feeds every layer's detector; events carry their layer. Onsets of
+    adjacent layers at most ``tie`` steps apart count as simultaneous."""
 
     def __init__(self, depth: int, n_components: int, end_step: int | None, order: int,
                  inherited: list[dict] | None = None, fork: dict | None = None,
-                 thresholds: Thresholds | None = None):
+                 thresholds: Thresholds | None = None, tie: int = ORDER_TIE):
         inherited = inherited or []
+        self.tie = tie
         self.detectors = [
             StageDetector(n_components, end_step, thresholds, order,
                           [s for s in inherited if int(s.get("layer", 1)) == layer], fork,
@@ -95,7 +97,7 @@ class LayerStages:
 
     def orders(self) -> dict[str, str | None]:
         """layer_order of the Stage II and of the Stage III onsets."""
-        return {stage: layer_order(self.onsets(stage), ORDER_TIE)
+        return {stage: layer_order(self.onsets(stage), self.tie)
                 for stage in ("independent", "interactive")}
 
     def order(self) -> tuple[str | None, str | None]:

@@ -139,7 +139,10 @@ class SnapshotHandoff:
             yield Snapshot(step=state.step, arrays={**weights, **self.probe.arrays(state)})
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot")
+            # a new thread starts with the default intra-op thread count, not the run's own
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot",
+                                            initializer=torch.set_num_threads,
+                                            initargs=(torch.get_num_threads(),))
         self._pending.append((state.step, weights, self._pool.submit(job)))
 
     def ready(self, wait: bool = False) -> Iterator[Snapshot]:

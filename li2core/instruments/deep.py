@@ -11,10 +11,17 @@ import time
 import numpy as np
 import torch
 
-from ..layer_stages import LayerStages
+from ..layer_stages import ORDER_TIE, LayerStages
 from ..model import layer_outputs, mse_target
 from . import InstrumentProbe
-from .layers import first_layer_grad, layer_arrays, layer_gradients, layer_scalars
+from .cadence import deep_cadences
+from .layers import (
+    first_layer_grad,
+    gradient_scalars,
+    layer_arrays,
+    layer_gradients,
+    layer_scalars,
+)
 from .ridge import ridge_and_diagonality
 
 
@@ -24,12 +31,11 @@ class DeepProbe(InstrumentProbe):
     def __init__(self, config, data):
         super().__init__(config, data)
         self.depth = config.depth
+        self.cadence = deep_cadences(self.n, data.n_test, self.m, self.k, config.depth,
+                                     config.eval_every, config.snapshot_every)
         self._layers: list[torch.Tensor] = []
         self.layer_stages: LayerStages | None = None
         self._t_tr = mse_target(self.y_tr, self.m)
-
-    def wants_forward(self, step: int) -> bool:
-        return False  # the deep step keeps no forward sums: the probe makes its own passes
 
     def _rows(self):
         return (self.a_tr, self.b_tr, self.y_tr)
@@ -44,11 +50,13 @@ class DeepProbe(InstrumentProbe):
         self._layers = [x.detach() for x in state.layers]
         out = super().scalars(state, row)
         if self.layer_stages is None:
+            # onsets fall on the layers' cadence rows: layers that reach a stage at the same
+            # row count as together, a row apart (≥ ORDER_TIE steps) as ordered
             self.layer_stages = LayerStages(self.depth, self.n_components, self.end, self.m,
-                                            self._inherited, self._fork)
+                                            self._inherited, self._fork, tie=ORDER_TIE)
         t0 = time.perf_counter()
         final = state.step == self.end
-        if final or (state.step - self.start) % self.cadence["spectra"] == 0:
+        if final or (state.step - self.start) % self.cadence["layers"] == 0:
             with torch.no_grad():
                 new = layer_scalars(self.comps, self._table(state.step, state.w.detach()))
             self.values.update(new)
@@ -58,7 +66,10 @@ class DeepProbe(InstrumentProbe):
         return out
 
     def _gradient(self, step, w, v):
-        """G_F of every layer, through the whole network (layer 1's names unsuffixed)."""
+        """G_F of every layer, through the whole network (layer 1's names unsuffixed): from the
+        training step's own backward pass when it kept them (state.forward), else computed."""
+        if self._given is not None:
+            return gradient_scalars(list(self._given), self.y_tr, self.m)
         return layer_gradients(w, self._layers, v, self._rows(), self.config.activation,
                                self.config.loss, self.m, self._t_tr)
 
@@ -91,16 +102,19 @@ class DeepProbe(InstrumentProbe):
         job = super().arrays_job(state)
         if job is None:
             return None
+        # this step's table pass if the scalars made one (read-only: fresh tensors each step)
+        table = self._cache.get("table") if self._cache_step == state.step else None
         w = state.w.detach().clone()
         layers = [x.detach().clone() for x in state.layers]
-        a, b, act = self.data.a, self.data.b, self.config.activation
+        d, act = self.data.to(self.device), self.config.activation
 
         def deep_job():
             out = job()
             t0 = time.perf_counter()
             with torch.no_grad():
-                out.update(_numpy(layer_arrays(self.comps, layer_outputs(w, layers, a, b, act))))
-            self._tick("layers", time.perf_counter() - t0)
+                xs = table if table is not None else layer_outputs(w, layers, d.a, d.b, act)
+                out.update(_numpy(layer_arrays(self.comps, xs)))
+            self._tick("snapshot", time.perf_counter() - t0)  # the snapshot's thread's cost
             return out
         return deep_job
 

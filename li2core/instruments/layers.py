@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..irreps import Components, component_power
+from ..irreps import Components, pair_component_power
 from ..model import layer_outputs, loss_fn
 from .gradient import cosine, label_signal
 from .spectra import NodeSpectra, coverage_stats, summarise_spectra
@@ -40,9 +40,7 @@ def layer_array_shapes(k: int, c: int, depth: int) -> dict[str, tuple[int, ...]]
 def response_spectra(comps: Components, x: torch.Tensor) -> NodeSpectra:
     """Per-node spectra of a layer's response x (M², K) over the table in row order a·M + b."""
     m, k = comps.order, x.shape[1]
-    r = x.reshape(m, m, k)  # [a, b, node]
-    s_a = component_power(comps, r.reshape(m, m * k)).reshape(m, k, -1).sum(dim=0)
-    s_b = component_power(comps, r.transpose(0, 1).reshape(m, m * k)).reshape(m, k, -1).sum(0)
+    s_a, s_b = pair_component_power(comps, x.reshape(m, m, k))  # rows a·M + b: [a, b, node]
     norms = (x - x.mean(dim=0, keepdim=True)).square().sum(dim=0).sqrt()
     return summarise_spectra(comps, s_a, s_b, norms)
 
@@ -78,6 +76,13 @@ def layer_gradients(w, layers, v, rows: tuple, activation: str, loss: str, m: in
     with torch.enable_grad():
         xs = layer_outputs(w, layers, a, b, activation, track=True)
         grads = torch.autograd.grad(loss_fn(xs[-1] @ v, y, loss, target), xs)
+    return gradient_scalars(list(zip(xs, grads, strict=True)), y, m)
+
+
+def gradient_scalars(parts: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, m: int,
+                     ) -> dict[str, float]:
+    """gf_norm@l and gf_align@l from each layer's (x_l, ∂J/∂x_l) on the training rows."""
+    xs, grads = [x for x, _ in parts], [g for _, g in parts]
     out = {}
     with torch.no_grad():
         for layer, (x, g) in enumerate(zip(xs, grads, strict=True), 1):

@@ -3,6 +3,10 @@ added layer's weights in snapshots, forks and bundles; bad depth combinations re
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -53,6 +57,22 @@ def test_a_depth_2_run_streams_layer_tagged_stages_and_its_layers_weights(make_c
                       headers={"Content-Type": "application/zip"})
     assert copy.status_code == 201, copy.text
     assert there.get(f"/api/runs/{copy.json()['id']}/stages").json() == stages
+    # a bundle written before depth existed has no "layer": its stages read as layer 1
+    old = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as zin, zipfile.ZipFile(old, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == "manifest.json":
+                manifest = json.loads(data)
+                for st in manifest["stages"]:
+                    st.pop("layer")
+                data = json.dumps(manifest).encode()
+            zout.writestr(item, data)
+    older = there.post("/api/bundles", content=old.getvalue(),
+                       headers={"Content-Type": "application/zip"})
+    assert older.status_code == 201, older.text
+    read = there.get(f"/api/runs/{older.json()['id']}/stages").json()
+    assert [s["layer"] for s in read] == [1] * len(stages)
 
 
 @pytest.mark.parametrize("body, field", [

@@ -18,8 +18,10 @@ from .cadence import deep_cadences
 from .layers import (
     first_layer_grad,
     gradient_scalars,
+    gradient_spectra,
     layer_arrays,
     layer_gradients,
+    layer_parts,
     layer_scalars,
 )
 from .ridge import ridge_and_diagonality
@@ -95,8 +97,17 @@ class DeepProbe(InstrumentProbe):
         with torch.no_grad():
             out.update(_numpy(layer_arrays(self.comps, self._table(state.step,
                                                                    state.w.detach()))))
+            out.update(_numpy(self._gf_spectra(getattr(state, "forward", None), state.w,
+                                               self._layers, state.v)))
         self._tick("layers", time.perf_counter() - t0)
         return out
+
+    def _gf_spectra(self, parts, w, layers, v):
+        """gf_spectrum@l from the step's own (x_l, ∂J/∂x_l) when it kept them, else computed."""
+        if parts is None:
+            parts = layer_parts(w.detach(), layers, v.detach(), self._rows(),
+                                self.config.activation, self.config.loss, self._t_tr)
+        return gradient_spectra(self.comps, list(parts), self.a_tr, self.b_tr)
 
     def arrays_job(self, state):
         job = super().arrays_job(state)
@@ -104,8 +115,9 @@ class DeepProbe(InstrumentProbe):
             return None
         # this step's table pass if the scalars made one (read-only: fresh tensors each step)
         table = self._cache.get("table") if self._cache_step == state.step else None
-        w = state.w.detach().clone()
+        w, v = state.w.detach().clone(), state.v.detach().clone()
         layers = [x.detach().clone() for x in state.layers]
+        parts = getattr(state, "forward", None)  # this step's, fresh tensors: read-only
         d, act = self.data.to(self.device), self.config.activation
 
         def deep_job():
@@ -114,6 +126,7 @@ class DeepProbe(InstrumentProbe):
             with torch.no_grad():
                 xs = table if table is not None else layer_outputs(w, layers, d.a, d.b, act)
                 out.update(_numpy(layer_arrays(self.comps, xs)))
+                out.update(_numpy(self._gf_spectra(parts, w, layers, v)))
             self._tick("snapshot", time.perf_counter() - t0)  # the snapshot's thread's cost
             return out
         return deep_job

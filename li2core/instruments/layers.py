@@ -17,8 +17,8 @@ from ..model import layer_outputs, loss_fn
 from .gradient import cosine, label_signal
 from .spectra import NodeSpectra, coverage_stats, summarise_spectra
 
-# per-node arrays each layer l ≥ 2 adds to a snapshot (besides its weights W<l>), and scalars
-LAYER_ARRAYS = ("spec", "concentration", "dominant", "active", "locked")
+# arrays each layer l ≥ 2 adds to a snapshot (besides its weights W<l>), and scalars
+LAYER_ARRAYS = ("spec", "concentration", "dominant", "active", "locked", "gf_spectrum")
 LAYER_SCALARS = ("conc_mean", "coverage", "agree_frac", "active_nodes", "gf_norm", "gf_align")
 
 
@@ -33,7 +33,7 @@ def layer_array_shapes(k: int, c: int, depth: int) -> dict[str, tuple[int, ...]]
     for layer in range(2, depth + 1):
         out[f"W{layer}"] = (k, k)
         for name in LAYER_ARRAYS:
-            out[at_layer(name, layer)] = (k, c) if name == "spec" else (k,)
+            out[at_layer(name, layer)] = {"spec": (k, c), "gf_spectrum": (c,)}.get(name, (k,))
     return out
 
 
@@ -72,11 +72,8 @@ def layer_gradients(w, layers, v, rows: tuple, activation: str, loss: str, m: in
                     target: torch.Tensor | None = None) -> dict[str, float]:
     """gf_norm and gf_align of every layer (``@l`` above the first): ‖−∂J/∂x_l‖ and
     cos(−∂J/∂x_l, ỸỸᵀx̃_l) on the training rows ``rows`` = (a, b, label)."""
-    a, b, y = rows
-    with torch.enable_grad():
-        xs = layer_outputs(w, layers, a, b, activation, track=True)
-        grads = torch.autograd.grad(loss_fn(xs[-1] @ v, y, loss, target), xs)
-    return gradient_scalars(list(zip(xs, grads, strict=True)), y, m)
+    return gradient_scalars(layer_parts(w, layers, v, rows, activation, loss, target), rows[2],
+                            m)
 
 
 def gradient_scalars(parts: list[tuple[torch.Tensor, torch.Tensor]], y: torch.Tensor, m: int,
@@ -100,3 +97,30 @@ def first_layer_grad(w, layers, v, rows: tuple, activation: str, loss: str,
         out = layer_outputs(wl, layers, a, b, activation)[-1] @ v
         (g,) = torch.autograd.grad(loss_fn(out, y, loss, target), [wl])
     return g
+
+
+def gradient_spectra(comps: Components, parts: list[tuple[torch.Tensor, torch.Tensor]],
+                     a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """gf_spectrum@l (C,): what G_F asks of layer l ≥ 2. −∂J/∂x_l on the training rows, as a
+    function of the pair (zero on the test rows, as ∂J/∂W sums over training rows only), split
+    like the responses (pair_component_power), summed over nodes, normalised to sum 1."""
+    m = comps.order
+    out = {}
+    for layer, (_, g) in enumerate(parts[1:], 2):
+        full = torch.zeros(m * m, g.shape[1], dtype=g.dtype, device=g.device)
+        full[a * m + b] = -g
+        s_a, s_b = pair_component_power(comps, full.reshape(m, m, -1))
+        power = (s_a + s_b).sum(dim=0)
+        tot = float(power.sum())
+        out[at_layer("gf_spectrum", layer)] = power / tot if tot > 0 else power
+    return out
+
+
+def layer_parts(w, layers, v, rows: tuple, activation: str, loss: str,
+                target: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(x_l, ∂J/∂x_l)] on the training rows ``rows`` = (a, b, label), by autograd."""
+    a, b, y = rows
+    with torch.enable_grad():
+        xs = layer_outputs(w, layers, a, b, activation, track=True)
+        grads = torch.autograd.grad(loss_fn(xs[-1] @ v, y, loss, target), xs)
+    return [(x.detach(), g) for x, g in zip(xs, grads, strict=True)]

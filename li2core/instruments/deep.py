@@ -13,6 +13,7 @@ import torch
 
 from ..layer_stages import ORDER_TIE, LayerStages
 from ..model import layer_outputs, mse_target
+from ..stages import Thresholds
 from . import InstrumentProbe
 from .cadence import deep_cadences
 from .layers import (
@@ -54,8 +55,12 @@ class DeepProbe(InstrumentProbe):
         if self.layer_stages is None:
             # onsets fall on the layers' cadence rows: layers that reach a stage at the same
             # row count as together, a row apart (≥ ORDER_TIE steps) as ordered
+            # the trend window spans at least one cadence, so that a stall or a faded G_F is
+            # judged from measured values, never from values carried between two measurements
+            every = max(self.cadence["layers"], self.cadence["gradient"])
+            th = Thresholds(window=max(Thresholds().window, every))
             self.layer_stages = LayerStages(self.depth, self.n_components, self.end, self.m,
-                                            self._inherited, self._fork, tie=ORDER_TIE)
+                                            self._inherited, self._fork, th, tie=ORDER_TIE)
         t0 = time.perf_counter()
         final = state.step == self.end
         if final or (state.step - self.start) % self.cadence["layers"] == 0:

@@ -43,6 +43,8 @@ def test_depth_2_and_3_generalise_with_weight_decay_and_not_without(depth, steps
 def test_the_bottom_layer_locks_onto_irreps_first():
     s = summary_of(get_preset("deep"), instruments=True)
     assert s["outcome"] == "generalised"
+    # no false alarm on the way: values carried between the cadence's rows are not a stall
+    assert "memorised" not in [st["stage"] for st in s["stages"]]
     bottom, top = s["layers"]
     # the bottom layer's nodes concentrate on single components (init ≈ 0.02) and cover most
     assert bottom["concentration"] >= 0.5 and bottom["coverage"] >= 8  # of Z23's 11

@@ -193,3 +193,17 @@ def test_the_detector_reports_the_order_that_happened(starts, order):
         (ev,) = [e for e in events if e.layer == layer and e.stage == "independent"]
         assert abs(ev.step - start) <= 5  # each layer's onset is its own climb's foot
     assert not [e for e in events if e.stage in ("generalised", "memorised") and e.layer != 3]
+
+
+def test_answers_from_stored_weights_are_the_deep_networks():
+    from li2core.predict import WeightsMismatch, snapshot_layers, table_outcome
+
+    cfg = RunConfig(**{**TINY, "depth": 3})
+    events = list(train(cfg, instruments=False))
+    snap, final = events[-2].arrays, events[-1].summary["final"]
+    assert events[-2].kind == "snapshot"
+    out = table_outcome(cfg, snap["W"], snap["V"], snapshot_layers(cfg, snap))
+    assert out.accuracies()["test_acc"] == pytest.approx(final["test_acc"], abs=1e-6)
+    assert out.accuracies()["train_acc"] == pytest.approx(final["train_acc"], abs=1e-6)
+    with pytest.raises(WeightsMismatch, match="depth 3"):
+        table_outcome(cfg, snap["W"], snap["V"])  # without W2, W3

@@ -35,6 +35,12 @@ def test_a_depth_2_run_streams_layer_tagged_stages_and_its_layers_weights(make_c
     assert last["W2"].shape == (24, 24) and last["spec@2"].shape[0] == 24
     rows = c.get(f"/api/runs/{run['id']}/metrics").json()["rows"]
     assert all("conc_mean@2" in r and "gf_align@2" in r for r in rows[1:])
+    # the answers the server gives from the stored weights are those of the whole network
+    table = c.get(f"/api/runs/{run['id']}/table").json()
+    assert table["test_acc"] == pytest.approx(run["summary"]["final"]["test_acc"], abs=1e-6)
+    assert table["train_acc"] == pytest.approx(run["summary"]["final"]["train_acc"], abs=1e-6)
+    ask = c.get(f"/api/runs/{run['id']}/predict", params={"a": 3, "b": 5})
+    assert ask.status_code == 200 and ask.json()["label"] == 8
     as_json = c.get(f"/api/runs/{run['id']}/metrics.json").json()
     assert {s["layer"] for s in as_json["stages"]} == {1, 2}
 

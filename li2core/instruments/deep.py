@@ -53,10 +53,10 @@ class DeepProbe(InstrumentProbe):
         self._layers = [x.detach() for x in state.layers]
         out = super().scalars(state, row)
         if self.layer_stages is None:
-            # onsets fall on the layers' cadence rows: layers that reach a stage at the same
-            # row count as together, a row apart (≥ ORDER_TIE steps) as ordered
             # the trend window spans at least one cadence, so that a stall or a faded G_F is
-            # judged from measured values, never from values carried between two measurements
+            # judged from measured values, never from values carried between two measurements;
+            # onsets fall on the cadence's rows: layers that reach a stage at the same row are
+            # together, a row apart (≥ ORDER_TIE steps) ordered
             every = max(self.cadence["layers"], self.cadence["gradient"])
             th = Thresholds(window=max(Thresholds().window, every))
             self.layer_stages = LayerStages(self.depth, self.n_components, self.end, self.m,

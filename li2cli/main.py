@@ -101,7 +101,8 @@ def cmd_train(args) -> int:
                                 sps=f"{event.steps_per_s:.0f}", refresh=False)
                 bar.update(event.step - start - bar.n)
             elif event.kind == "stage":
-                bar.write(f"step {event.step}: stage -> {event.stage}")
+                where = f" (layer {event.layer})" if config.depth > 1 else ""
+                bar.write(f"step {event.step}: stage -> {event.stage}{where}")
             elif event.kind == "finished":
                 summary = event.summary
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from .groups import MAX_ORDER, GroupError, group_from_table, parse_group
 # hidden activations are n×K floats, several times over (forward, backward, Adam state);
 # this cap keeps the largest run near 2 GiB on a 24 GiB, 2-core machine.
 MAX_TABLE_TIMES_WIDTH = 2**26
+MAX_DEPTH = 4  # hidden layers (li2-theory §6: the paper observes 2–4)
 
 Activation = Literal["square", "relu", "silu", "relu_square"]
 Loss = Literal["mse", "cross_entropy"]
@@ -79,6 +80,9 @@ class RunConfig(BaseModel):
                                   json_schema_extra=_meta("train fraction", "p", "task"))
     hidden: int = Field(256, ge=1, le=4096, description="K: hidden width",
                         json_schema_extra=_meta("hidden width", "K", "network", "nodes"))
+    depth: int = Field(1, ge=1, le=MAX_DEPTH, description="L: hidden layers; 1 is the paper's "
+                       "2-layer network, each added K×K layer is x ← σ(x + x W_l)",
+                       json_schema_extra=_meta("hidden layers", "L", "network", "layers"))
     activation: Activation = Field("square", description="σ applied to the hidden layer",
                                    json_schema_extra=_meta("activation", "σ", "network"))
     loss: Loss = Field("mse", description="training loss (the theory assumes mse)",
@@ -148,13 +152,21 @@ class RunConfig(BaseModel):
                 raise FieldError("group_table", f"group_table: {exc}") from None
         elif self.group_table is not None:
             raise FieldError("group_table", "group_table is only allowed with group='custom'")
+        if self.depth > 1 and self.top_layer == "ridge":
+            raise FieldError("top_layer", "top_layer: ridge solves V on the first layer's "
+                             f"features only; depth {self.depth} needs top_layer 'trained'")
+        if self.depth > 1 and self.precision == "bf16":
+            raise FieldError("precision", f"precision: bf16 runs in the fused engine, which "
+                             f"trains depth 1 only; depth {self.depth} needs precision fp32")
         m = self.group_order
-        if m * m * self.hidden > MAX_TABLE_TIMES_WIDTH:
+        # autograd keeps every layer's n×K activations: the bound counts them all
+        if m * m * self.hidden * self.depth > MAX_TABLE_TIMES_WIDTH:
+            layers = f" in each of {self.depth} layers" if self.depth > 1 else ""
             raise FieldError(
-                "hidden", f"hidden: {self.hidden} nodes on a table of {m}² rows exceeds the "
-                "memory bound "
-                f"(order² × hidden ≤ {MAX_TABLE_TIMES_WIDTH}); use hidden ≤ "
-                f"{MAX_TABLE_TIMES_WIDTH // (m * m)}"
+                "hidden", f"hidden: {self.hidden} nodes{layers} on a table of {m}² rows exceeds "
+                "the memory bound "
+                f"(order² × hidden × depth ≤ {MAX_TABLE_TIMES_WIDTH}); use hidden ≤ "
+                f"{MAX_TABLE_TIMES_WIDTH // (m * m * self.depth)}"
             )
         n_train = round(self.train_fraction * m * m)
         if n_train < 1 or n_train >= m * m:

@@ -54,10 +54,14 @@ class Snapshot:
 
 @dataclass
 class StageChange:
+    """A stage's onset; ``layer`` = the hidden layer it belongs to (1 = the bottom; a depth-1
+    run has only layer 1; whole-network outcomes carry the top layer, docs/stages.md)."""
+
     kind = "stage"
     step: int
     stage: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    layer: int = 1
 
 
 @dataclass

@@ -85,6 +85,16 @@ def component_power(comps: Components, x):
     return (coef * coef).T @ ind
 
 
+def pair_component_power(comps: Components, r):
+    """For responses r (M, M, K) to the input pairs, r[a, b, j]: the (K, C) powers of the
+    functions a ↦ r[a, b, j] summed over b, and of b ↦ r[a, b, j] summed over a (torch)."""
+    basis, ind = comps._tensors(r)
+    bt = basis.T
+    side_b = (bt @ r).square().sum(dim=0)  # batched over a: coefficients along b
+    side_a = (bt @ r.transpose(0, 1)).square().sum(dim=0)
+    return side_a.T @ ind, side_b.T @ ind
+
+
 def concentration(power):
     """max_c P[j, c] / Σ_c P[j, c] per node from a (K, C) power array (0 for a zero node)."""
     if isinstance(power, np.ndarray):

@@ -1,7 +1,8 @@
-"""The 2-layer network Ŷ = σ(XW)V of li2-theory §2, with X one-hot so XW is a gather.
+"""The 2-layer network Ŷ = σ(XW)V of li2-theory §2, with X one-hot so XW is a gather, and its
+deeper form (§6): x₁ = σ(XW), x_l = σ(x_{l−1} + x_{l−1} W_l) for l = 2..L, Ŷ = x_L V.
 
 W is (2M, K): rows 0..M-1 are u (operand a), rows M..2M-1 are v (operand b); column j is
-hidden node j. V is (K, M). No biases, no normalisation.
+hidden node j. W_l is (K, K), V is (K, M). No biases, no normalisation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,26 @@ def init_weights(m: int, k: int, top_init_scale: float, generator: torch.Generat
     w = (torch.rand(2 * m, k, generator=generator, dtype=dtype) * 2 - 1) * bw
     v = (torch.rand(k, m, generator=generator, dtype=dtype) * 2 - 1) * bv * top_init_scale
     return w, v
+
+
+def init_layers(k: int, depth: int, generator: torch.Generator,
+                dtype=torch.float32) -> list[torch.Tensor]:
+    """W_2..W_L (K×K), U(±1/√K); drawn after W and V so depth leaves W(0), V(0) unchanged."""
+    bound = 1.0 / math.sqrt(k)
+    return [(torch.rand(k, k, generator=generator, dtype=dtype) * 2 - 1) * bound
+            for _ in range(depth - 1)]
+
+
+def layer_outputs(w, layers, a, b, activation: str, track: bool = False) -> list[torch.Tensor]:
+    """[x₁, …, x_L], each (n, K): the first layer, then x ← σ(x + x W_l) (the author's
+    residual form) for every added layer. ``track``: x₁ becomes a leaf that needs grad, so the
+    instruments can ask autograd for ∂J/∂x_l of every layer."""
+    sigma = ACTIVATIONS[activation]
+    x = features(w, a, b, activation)
+    xs = [x.detach().requires_grad_(True) if track else x]
+    for wl in layers:
+        xs.append(sigma(torch.addmm(xs[-1], xs[-1], wl)))
+    return xs
 
 
 def hidden_preact(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -47,9 +47,12 @@ class Muon(torch.optim.Optimizer):
 
 
 def make_optimizers(name: str, w: torch.Tensor, v: torch.Tensor | None, lr: float,
-                    weight_decay: float) -> list[torch.optim.Optimizer]:
-    """One optimizer per parameter role; ``v`` is None when the top layer is ridge-solved."""
-    params = [w] if v is None else [w, v]
+                    weight_decay: float, layers: list[torch.Tensor] | tuple = (),
+                    ) -> list[torch.optim.Optimizer]:
+    """One optimizer per parameter role; ``v`` is None when the top layer is ridge-solved;
+    ``layers`` = the added hidden matrices W_2..W_L (Muon orthogonalises each, like W)."""
+    hidden = [w, *layers]
+    params = hidden if v is None else [*hidden, v]
     # torch's one-pass Adam kernel: the same per-element formula, the batched engine's choice
     fused = w.device.type in ("cpu", "cuda") and w.dtype == torch.float32
     if name == "adam":
@@ -59,7 +62,7 @@ def make_optimizers(name: str, w: torch.Tensor, v: torch.Tensor | None, lr: floa
     if name == "sgd":
         return [torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)]
     if name == "muon":
-        opts: list[torch.optim.Optimizer] = [Muon([w], lr=lr, weight_decay=weight_decay)]
+        opts: list[torch.optim.Optimizer] = [Muon(hidden, lr=lr, weight_decay=weight_decay)]
         if v is not None:
             opts.append(torch.optim.Adam([v], lr=lr, weight_decay=weight_decay))
         return opts

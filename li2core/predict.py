@@ -1,6 +1,7 @@
-"""What the network answers for each cell of the group's table, from stored weights W and V.
+"""What the network answers for each cell of the group's table, from stored weights W and V
+(and W2..W_L of a deeper network).
 
-The same forward pass as training (model.features, then ·V) on rows (a, b); the prediction is
+The same forward pass as training (model.layer_outputs, then ·V) on rows (a, b); the prediction is
 the arg-max class, and the margin is the label's score minus the best other class's score
 (> 0 exactly when the answer is right, and how confidently).
 """
@@ -14,7 +15,7 @@ import torch
 
 from .config import RunConfig
 from .data import make_dataset
-from .model import features
+from .model import layer_outputs
 
 # rows per forward chunk: bounds the (rows, K) feature block to ~64 MiB of float32
 _CHUNK_FLOATS = 1 << 24
@@ -63,13 +64,31 @@ def _weights(config: RunConfig, w, v) -> tuple[torch.Tensor, torch.Tensor]:
     return w, v
 
 
+def _layers(config: RunConfig, layers) -> list[torch.Tensor]:
+    k = config.hidden
+    out = [torch.as_tensor(np.asarray(x, dtype=np.float32)) for x in (layers or [])]
+    if len(out) != config.depth - 1 or any(tuple(x.shape) != (k, k) for x in out):
+        raise WeightsMismatch(f"a run of depth {config.depth} needs {config.depth - 1} added "
+                              f"layers of shape {(k, k)}; got "
+                              f"{[tuple(x.shape) for x in out]}")
+    return out
+
+
+def snapshot_layers(config: RunConfig, arrays: dict) -> list:
+    """W2..W_L from a snapshot's arrays (empty for depth 1)."""
+    return [arrays.get(f"W{i}") for i in range(2, config.depth + 1)
+            if arrays.get(f"W{i}") is not None]
+
+
 @torch.no_grad()
-def output_scores(config: RunConfig, w, v, a, b) -> torch.Tensor:
-    """Ŷ = σ(XW)V for the rows (a, b): (n, M) float32, computed in bounded chunks."""
+def output_scores(config: RunConfig, w, v, a, b, layers=None) -> torch.Tensor:
+    """Ŷ = x_L V for the rows (a, b): (n, M) float32, computed in bounded chunks."""
     w, v = _weights(config, w, v)
+    extra = _layers(config, layers)
     a, b = torch.as_tensor(a, dtype=torch.int64), torch.as_tensor(b, dtype=torch.int64)
     step = max(1, _CHUNK_FLOATS // config.hidden)
-    return torch.cat([features(w, a[i:i + step], b[i:i + step], config.activation) @ v
+    return torch.cat([layer_outputs(w, extra, a[i:i + step], b[i:i + step],
+                                    config.activation)[-1] @ v
                       for i in range(0, len(a), step)]) if len(a) else torch.zeros(0, v.shape[1])
 
 
@@ -79,10 +98,10 @@ def _margins(scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return own - others.max(dim=1).values
 
 
-def table_outcome(config: RunConfig, w, v) -> TableOutcome:
+def table_outcome(config: RunConfig, w, v, layers=None) -> TableOutcome:
     """The network's answer on all M² cells, with the run's own train/test split."""
     data = make_dataset(config.build_group(), config.train_fraction, config.seed)
-    scores = output_scores(config, w, v, data.a, data.b)
+    scores = output_scores(config, w, v, data.a, data.b, layers)
     train = np.zeros(data.a.numel(), dtype=bool)
     train[data.train_idx.numpy()] = True
     return TableOutcome(order=data.order, label=data.label.numpy(),
@@ -91,10 +110,10 @@ def table_outcome(config: RunConfig, w, v) -> TableOutcome:
                         train=train)
 
 
-def ask(config: RunConfig, w, v, a: int, b: int, top: int = 5) -> dict:
+def ask(config: RunConfig, w, v, a: int, b: int, top: int = 5, layers=None) -> dict:
     """The network's answer for one pair: label, prediction, margin and the ``top`` classes."""
     group = config.build_group()
-    scores = output_scores(config, w, v, [a], [b])
+    scores = output_scores(config, w, v, [a], [b], layers)
     label = int(group.table[a, b])
     order = torch.argsort(scores[0], descending=True)[:top]
     return {"label": label, "prediction": int(scores[0].argmax()),

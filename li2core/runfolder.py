@@ -38,7 +38,8 @@ class RunFolder:
             self._rows.append(row)
             self._metrics.write(json.dumps(row, default=_jsonable) + "\n")
         elif isinstance(event, StageChange):
-            rec = {"step": event.step, "stage": event.stage, "evidence": event.evidence}
+            rec = {"step": event.step, "stage": event.stage, "evidence": event.evidence,
+                   "layer": event.layer}
             self._stages.write(json.dumps(rec, default=_jsonable) + "\n")
             self._stages.flush()
         elif isinstance(event, Snapshot):

@@ -60,11 +60,14 @@ class StageDetector:
 
     ``order`` = M (chance is 1/M); ``inherited`` = a fork's parent's stage events up to the fork
     step ({"step", "stage", "evidence"}), re-emitted at the first row and continued from.
+    ``layer`` tags the events (li2core.layer_stages runs one detector per hidden layer); only a
+    detector with ``outcomes`` says generalised/memorised, which belong to the whole network.
     """
 
     def __init__(self, n_components: int, end_step: int | None = None,
                  thresholds: Thresholds | None = None, order: int = 2,
-                 inherited: list[dict] | None = None, fork: dict | None = None):
+                 inherited: list[dict] | None = None, fork: dict | None = None,
+                 layer: int = 1, outcomes: bool = True):
         self.c = max(int(n_components), 1)
         self.m = max(int(order), 2)
         self.end = end_step
@@ -83,6 +86,7 @@ class StageDetector:
         self._forming = False  # G_F still aligned and concentration still rising (last row)
         self._inherited = list(inherited or [])
         self._fork = fork or {}
+        self.layer, self.outcomes = int(layer), outcomes
 
     # -- helpers --------------------------------------------------------------------------------
     def _rise(self, conc: float) -> float:
@@ -134,7 +138,7 @@ class StageDetector:
         ind = {k: (None if v is None else float(v)) for k, v in indicators.items()}
         ev = StageChange(step=onset, stage=stage, evidence={
             "rule": rule, "onset_step": onset, "conclusive_step": step,
-            "indicators": ind, "thresholds": thresholds, **extra})
+            "indicators": ind, "thresholds": thresholds, **extra}, layer=self.layer)
         if stage in ORDER:
             self.stage, self.onset = stage, onset
         if stage in (GENERALISED, MEMORISED):
@@ -232,7 +236,9 @@ class StageDetector:
                                                   "cover_independent": th.cover_independent}))
 
         last = self.end is not None and step >= self.end
-        if self.outcome != GENERALISED and test >= th.generalised:
+        if not self.outcomes:
+            pass  # a lower layer of a deeper network: the top layer's detector says outcomes
+        elif self.outcome != GENERALISED and test >= th.generalised:
             out.append(self._emit(step, step, GENERALISED, "test acc ≥ generalised", base,
                                   {"generalised": th.generalised}))
         elif self.outcome is None and self.stage == "lazy" and fitted:

@@ -10,6 +10,7 @@ import torch
 
 from .config import RunConfig
 from .data import GroupDataset
+from .deep_step import DeepStep
 from .fused import FusedStep
 from .model import features, loss_fn, mse_target, ridge_top_layer
 
@@ -77,8 +78,12 @@ class FusedEngine(FusedStep):
             v.grad = self.grad_v
 
 
-def make_step(config: RunConfig, data: GroupDataset) -> AutogradStep | FusedEngine:
-    """The step ``config.engine`` names, over ``data`` (already on the run's device)."""
+def make_step(config: RunConfig, data: GroupDataset, layers: list[torch.Tensor] | None = None,
+              ) -> AutogradStep | FusedEngine | DeepStep:
+    """The step ``config.engine`` names, over ``data`` (already on the run's device); depth ≥ 2
+    (``layers`` = W_2..W_L) always trains through autograd (li2core.deep_step)."""
+    if config.depth > 1:
+        return DeepStep(config, data, layers or [])
     if config.engine == "autograd":
         return AutogradStep(config, data)
     return FusedEngine(config, data)

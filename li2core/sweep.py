@@ -28,7 +28,7 @@ from .vocabulary import (
 
 MAX_RUNS = 256
 SweepField = Literal["train_fraction", "weight_decay", "lr", "hidden", "group", "seed",
-                     "optimizer"]
+                     "optimizer", "depth"]
 SWEEP_FIELDS: tuple[str, ...] = SweepField.__args__
 Axis = Annotated[list[float | int | str], Field(min_length=1, max_length=MAX_RUNS)]
 
@@ -179,6 +179,7 @@ def run_sweep(
     """Train every run of ``sweep`` and classify it.
 
     ``batched`` trains runs with a common batch key together (else one by one with train());
+    the batched engine has one hidden layer, so runs of depth ≥ 2 always train one by one;
     ``on_steps(n)`` reports n more run-steps done; ``on_event(index, event)`` sees every event of
     every run (a store; Finished summaries gain "outcome"); ``stop()`` ends the sweep between
     steps: runs in progress end stopped, runs not started get outcome "not_run".
@@ -213,22 +214,26 @@ def run_sweep(
         if on_event is not None:
             on_event(index, event)
 
+    one_by_one = list(range(len(configs)))
     if batched:
-        for idx in plan_batches(configs):
+        shallow = [i for i, c in enumerate(configs) if c.depth == 1]
+        one_by_one = [i for i, c in enumerate(configs) if c.depth > 1]
+        for part in plan_batches([configs[i] for i in shallow]):
+            idx = [shallow[j] for j in part]
             if stop is not None and stop():
                 break
             step_cb = (lambda _step, n=len(idx): on_steps(n)) if on_steps else None
             for j, event in train_batched([configs[i] for i in idx], stop=stop,
                                           snapshots=True, on_step=step_cb):
                 consume(idx[j], event)
-    else:
-        for i, c in enumerate(configs):
-            if stop is not None and stop():
-                break
-            for event in train(c, stop=stop, instruments=False):
-                consume(i, event)
-            if on_steps is not None:
-                on_steps(c.steps)
+    for i in one_by_one:
+        c = configs[i]
+        if stop is not None and stop():
+            break
+        for event in train(c, stop=stop, instruments=False):
+            consume(i, event)
+        if on_steps is not None:
+            on_steps(c.steps)
     for res in results:
         if not res.final:  # never started: the sweep was stopped first
             res.stopped, res.outcome = True, NOT_RUN

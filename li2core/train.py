@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
-from .model import init_weights
+from .model import init_layers, init_weights
 from .optim import make_optimizers
 from .step import make_step
 
@@ -38,6 +38,7 @@ class TrainState:
     # what this step already computed at these weights, for probes to reuse (None: not kept)
     grad_w: torch.Tensor | None = None  # ∂J/∂W, (2M, K)
     forward: tuple | None = None  # training rows' (outputs, class sums YᵀF, column sums 𝟙ᵀF)
+    layers: list[torch.Tensor] = field(default_factory=list)  # W_2..W_L (K, K), depth ≥ 2
 
 
 class Probe(Protocol):
@@ -138,7 +139,10 @@ class SnapshotHandoff:
             yield Snapshot(step=state.step, arrays={**weights, **self.probe.arrays(state)})
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot")
+            # a new thread starts with the default intra-op thread count, not the run's own
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot",
+                                            initializer=torch.set_num_threads,
+                                            initargs=(torch.get_num_threads(),))
         self._pending.append((state.step, weights, self._pool.submit(job)))
 
     def ready(self, wait: bool = False) -> Iterator[Snapshot]:
@@ -167,6 +171,17 @@ def _default_probe(config: RunConfig, data: GroupDataset) -> Probe:
     return make_probe(config, data)
 
 
+def _initial_layer(initial: dict, index: int, k: int) -> torch.Tensor:
+    """W_index (K×K) from a fork's stored weights."""
+    name = f"W{index}"
+    if name not in initial:
+        raise ValueError(f"initial weights lack {name}, which a network of this depth needs")
+    x = torch.as_tensor(np.asarray(initial[name]), dtype=torch.float32).clone()
+    if x.shape != (k, k):
+        raise ValueError(f"initial weights: {name} has shape {tuple(x.shape)}; expected {(k, k)}")
+    return x
+
+
 def train(
     config: RunConfig,
     *,
@@ -178,8 +193,9 @@ def train(
 ) -> Iterator[Event]:
     """Train ``config`` and yield RunStarted, StepMetrics, Snapshot, StageChange, Finished.
 
-    ``initial`` = {"W", "V", "step"} starts from stored weights (a fork; optional "stages" and
-    "fork" = the parent's stage events up to the fork and {"run_id", "step"}); ``max_steps_per_s``
+    ``initial`` = {"W", "V", "step"} (and "W2".. for depth ≥ 2) starts from stored weights (a
+    fork; optional "stages" and "fork" = the parent's stage events up to the fork and
+    {"run_id", "step"}); ``max_steps_per_s``
     throttles for lectures; ``stop()`` is polled between steps.
     """
     device = resolve_device(config.device)
@@ -188,8 +204,10 @@ def train(
     m, k = group.order, config.hidden
     gen = torch.Generator().manual_seed(config.seed)
     w0, v0 = init_weights(m, k, config.top_init_scale, gen)
+    extra0 = init_layers(k, config.depth, gen)
     start_step = 0
     if initial is not None:
+        extra0 = [_initial_layer(initial, i, k) for i in range(2, config.depth + 1)]
         w0 = torch.as_tensor(np.asarray(initial["W"]), dtype=torch.float32).clone()
         v0 = torch.as_tensor(np.asarray(initial["V"]), dtype=torch.float32).clone()
         if w0.shape != (2 * m, k) or v0.shape != (k, m):
@@ -197,11 +215,12 @@ def train(
                              f"expected {(2 * m, k)}, {(k, m)}")
         start_step = int(initial.get("step", 0))
     w, v = w0.to(device), v0.to(device)
-    engine = make_step(config, data)
+    layers = [x.to(device) for x in extra0]
+    engine = make_step(config, data, layers)
     engine.attach(w, v)
     ridge = config.top_layer == "ridge"
     optimizers = make_optimizers(config.optimizer, w, None if ridge else v, config.lr,
-                                 config.weight_decay)
+                                 config.weight_decay, layers)
     if probe is None:
         probe = _default_probe(config, data) if instruments else NullProbe()
     if initial is not None and initial.get("stages") and hasattr(probe, "inherit"):
@@ -219,7 +238,7 @@ def train(
         prediction=predict_verdict(config),
     )
 
-    state = TrainState(config, data, w, v, start_step)
+    state = TrainState(config, data, w, v, start_step, layers=layers)
     first = first_steps()
     stages: list[dict] = []
     last = {}
@@ -253,12 +272,15 @@ def train(
                 last = {**row, **values}
                 yield StepMetrics(**row, values=values)
                 for change in probe.stages(state, last):
-                    stages.append({"step": change.step, "stage": change.stage})
+                    stages.append({"step": change.step, "stage": change.stage,
+                                   "layer": change.layer})
                     yield change
             if step % config.snapshot_every == 0 or step == end:
                 state.step = step
                 weights = {"W": w.detach().cpu().numpy().astype(np.float32, copy=True),
                            "V": v.detach().cpu().numpy().astype(np.float32, copy=True)}
+                for i, wl in enumerate(layers, 2):
+                    weights[f"W{i}"] = wl.detach().cpu().numpy().astype(np.float32, copy=True)
                 yield from snapshots.add(state, weights)
             yield from snapshots.ready(wait=step == end)
             if step == end:
@@ -275,5 +297,6 @@ def train(
 
     elapsed = time.perf_counter() - t_start
     done = (last.get("step", start_step) - start_step) if last else 0
+    engine_used = getattr(engine, "engine_used", config.engine)
     yield Finished(summary={**run_summary(config, last, done, stopped, elapsed, first, stages),
-                            **probe.summary()})
+                            "engine_used": engine_used, **probe.summary()})

@@ -177,10 +177,51 @@ GF_SCALE = (
     "for the paper's scale.")
 
 
+# -- deeper networks (issue 15; li2-theory §6): the theory card's note for depth ≥ 2 ---------
+# (added by the frontend helper; rendered by frontend/static/js/panels/theory.js)
+DEPTH_NOTE: dict[str, object] = {
+    "title": "A deeper network: {depth} hidden layers",
+    "covers": [
+        "The top layer V still fits the random top features first (Stage I), and with weight "
+        "decay the gradient that reaches every hidden layer carries the labels.",
+        "The bottom layer sees both the clean input and a label-carrying gradient, so it learns "
+        "features first; each layer above starts once its input (the layer below) has become "
+        "meaningful.",
+        "The bottom layer still shows the group's Fourier/irrep features, though distorted "
+        "compared with a single hidden layer.",
+        "Zero-initialising the top layer (top init scale 0) speeds multi-layer runs up, by up "
+        "to ~10× in the paper's MSE runs.",
+    ],
+    "open": "Open in the paper: Stage III across layers (how nodes of different layers interact "
+            "and diversify). The layers strip shows what happens in this run, without a theory "
+            "for it; the verdict above is the single-hidden-layer one.",
+}
+
+
+# -- the order in which the layers of a deeper network began a stage (li2core.layer_stages) ---
+BOTTOM_UP, TOGETHER, PARTLY_BOTTOM_UP, NOT_BOTTOM_UP = (
+    "bottom_up", "together", "partly_bottom_up", "not_bottom_up")
+LAYER_ORDERS: dict[str, dict[str, str]] = {
+    BOTTOM_UP: {"label": "bottom-up",
+                "says": "Each layer reached the stage after the layer below it, as the theory "
+                        "expects (li2-theory §6): bottom-up feature learning."},
+    TOGETHER: {"label": "together",
+               "says": "The layers reached the stage within a few steps of each other: no "
+                       "order can be told at this resolution."},
+    PARTLY_BOTTOM_UP: {"label": "partly bottom-up",
+                       "says": "No layer reached the stage before the layer below it, but some "
+                               "adjacent layers reached it within a few steps of each other."},
+    NOT_BOTTOM_UP: {"label": "not bottom-up",
+                    "says": "A layer reached the stage before the layer below it, or a higher "
+                            "layer reached it while a lower one has not."},
+}
+
+
 def as_dict() -> dict:
     """Everything above as JSON for the frontend."""
     return {"outcomes": OUTCOMES, "stages": STAGES, "verdicts": VERDICTS,
             "agreement": AGREEMENT, "interactive_not_claimed": INTERACTIVE_NOT_CLAIMED,
-            "gf_scale": GF_SCALE, "indicators": INDICATORS,
+            "gf_scale": GF_SCALE, "indicators": INDICATORS, "depth_note": DEPTH_NOTE,
+            "layer_orders": LAYER_ORDERS,
             "rule": {"train_fit": TRAIN_FIT, "generalised_test_acc": GENERALISED_TEST_ACC,
                      "near_chance": NEAR_CHANCE, "rising": RISING}}

@@ -3,7 +3,8 @@
 Layout, version 1:
   manifest.json         {"format": "li2lab-run-bundle", "version": 1, "exported_at",
                          "run": {id, status, config, created_at, ..., last_seq, lineage},
-                         "stages": [{seq, step, stage, evidence}], "snapshots": [{seq, step, file}]}
+                         "stages": [{seq, step, stage, evidence, layer}],
+                         "snapshots": [{seq, step, file}]}
   metrics.json          [{seq, rows}]  (the stored metric batches, rows as the worker sent them)
   snapshots/<step>.npz  one snapshot's arrays (numpy archive, no pickles)
 ``read_bundle`` checks everything (sizes, JSON, the config, every array's name, dtype and shape)
@@ -31,7 +32,8 @@ from pydantic import (
     field_validator,
 )
 
-from li2core.config import RunConfig
+from li2core.config import MAX_DEPTH, RunConfig
+from li2core.instruments.layers import layer_array_shapes
 from li2core.irreps import isotypic_components
 
 from .protocol import MAX_WIRE_INT, to_json
@@ -103,6 +105,7 @@ class StagePart(_Part):
     step: int = Field(ge=0, le=MAX_WIRE_INT)
     stage: str = Field(pattern=r"^[a-z_]{1,32}$")
     evidence: dict = {}
+    layer: int = Field(1, ge=1, le=MAX_DEPTH)  # absent in bundles from before depth
 
 
 class SnapshotPart(_Part):
@@ -162,8 +165,7 @@ def write_bundle(record: RunRecord, batches: list[MetricBatch], stages: list[Sta
     manifest = {
         "format": FORMAT, "version": VERSION,
         "exported_at": datetime.now(timezone.utc).isoformat(), "run": run,
-        "stages": [{"seq": s.seq, "step": s.step, "stage": s.stage, "evidence": s.evidence}
-                   for s in stages],
+        "stages": [s.as_dict() for s in stages],
         "snapshots": [{"seq": s.seq, "step": s.step, "file": f"snapshots/{s.step:09d}.npz"}
                       for s in snapshots],
     }
@@ -204,7 +206,8 @@ def expected_shapes(config: RunConfig) -> dict[str, tuple[int, ...]]:
     c = isotypic_components(config.build_group()).count
     return {"W": (2 * m, k), "V": (k, m), "spec_u": (k, c), "spec_v": (k, c), "spec_V": (k, c),
             "concentration": (k,), "dominant": (k,), "active": (k,), "locked": (k,),
-            "memorising": (k,), "energy_train": (k,), "energy_full": (k,), "gf_spectrum": (c,)}
+            "memorising": (k,), "energy_train": (k,), "energy_full": (k,), "gf_spectrum": (c,),
+            **layer_array_shapes(k, c, config.depth)}
 
 
 def _arrays(raw: bytes, file: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -234,7 +237,7 @@ def _arrays(raw: bytes, file: str, shapes: dict[str, tuple[int, ...]]) -> dict[s
             except Exception as exc:  # noqa: BLE001 - whatever numpy says of a broken array
                 raise BundleError([file, name], f"{file}: {name} is unreadable "
                                   f"({type(exc).__name__}: {exc})") from None
-            allowed = WEIGHT_DTYPES if name in ("W", "V") else ARRAY_DTYPES
+            allowed = WEIGHT_DTYPES if name[0] in "WV" else ARRAY_DTYPES
             if a.dtype.name not in allowed or a.shape != shapes[name]:
                 raise BundleError([file, name], f"{file}: {name} is {a.dtype.name} "
                                   f"{a.shape}; expected {allowed[0]} {shapes[name]}")
@@ -305,5 +308,6 @@ def read_bundle(data: bytes, max_bytes: int) -> Bundle:
     return Bundle(
         run=manifest.run, exported_at=manifest.exported_at,
         batches=[MetricBatch(b.seq, b.rows) for b in batches],
-        stages=[StageRecord(s.seq, s.step, s.stage, s.evidence) for s in manifest.stages],
+        stages=[StageRecord(s.seq, s.step, s.stage, s.evidence, s.layer)
+                for s in manifest.stages],
         snapshots=snapshots)

@@ -16,7 +16,7 @@ from li2core.config import RunConfig, error_field
 from .protocol import MAX_WIRE_INT
 
 # these fix the shapes of W (2M×K) and V (K×M): a fork keeps the parent's weights, so not these
-SHAPE_FIELDS = ("group", "group_table", "hidden")
+SHAPE_FIELDS = ("group", "group_table", "hidden", "depth")
 
 
 class ForkRequest(BaseModel):
@@ -69,7 +69,8 @@ def run_end(config: dict, lineage: dict | None) -> int:
 def inherited_stages(parent_stages: list[dict], fork_step: int) -> list[dict]:
     """The parent's stage events whose onset is at or before the fork step; evidence that only
     became conclusive after the fork is not the fork's to inherit."""
-    return [{"step": s["step"], "stage": s["stage"], "evidence": s.get("evidence") or {}}
+    return [{"step": s["step"], "stage": s["stage"], "evidence": s.get("evidence") or {},
+             "layer": int(s.get("layer", 1))}
             for s in parent_stages
             if s["step"] <= fork_step
             and (s.get("evidence") or {}).get("conclusive_step", s["step"]) <= fork_step]
@@ -100,7 +101,12 @@ def plan_fork(parent_id: str, parent_config: dict, parent_lineage: dict | None,
     recorded = {name: {"from": parent_config.get(name), "to": dumped[name]}
                 for name in changes if dumped[name] != parent_config.get(name)}
     lineage = {"parent": {"run_id": parent_id, "step": snapshot_step, "changes": recorded}}
+    layers = {f"W{i}": arrays.get(f"W{i}") for i in range(2, config.depth + 1)}
+    if any(x is None for x in layers.values()):
+        raise ForkError([{"loc": ["body", "step"], "type": "value_error",
+                          "msg": f"step: the snapshot at step {snapshot_step} lacks the added "
+                          f"layers' weights (W2..W{config.depth})"}])
     return ForkPlan(config, lineage, {
-        "W": arrays["W"], "V": arrays["V"], "step": snapshot_step,
+        "W": arrays["W"], "V": arrays["V"], **layers, "step": snapshot_step,
         "stages": inherited_stages(parent_stages or [], snapshot_step),
         "fork": {"run_id": parent_id, "step": snapshot_step}})

@@ -39,7 +39,11 @@ __all__ = ["InstrumentProbe", "make_probe"]
 
 
 def make_probe(config: RunConfig, data: GroupDataset) -> InstrumentProbe:
-    """The full instrument set for one run."""
+    """The full instrument set for one run (per layer for depth ≥ 2)."""
+    if config.depth > 1:
+        from .deep import DeepProbe  # imports li2core.layer_stages, which imports this package
+
+        return DeepProbe(config, data)
     return InstrumentProbe(config, data)
 
 

@@ -95,3 +95,43 @@ def cadences(n: int, n_test: int, m: int, k: int, eval_every: int, snapshot_ever
                 out[g.name] = c
                 break
     return out
+
+
+# depth ≥ 2: the share of the (autograd) step that the instruments, amortised, may cost; the
+# snapshot arrays and the stage rows take the rest of the 15 % budget
+DEEP_SHARE = 0.10
+# groups the per-layer stage detector reads (they run every c steps); the others every RARER·c
+DEEP_CORE = ("motion", "spectra", "gradient", "layers")
+RARER = 4
+
+
+def _snap(least: int, eval_every: int, snapshot_every: int) -> int:
+    """The smallest multiple of eval_every from least·eval_every (at most twice that) that
+    divides or is a multiple of snapshot_every, so snapshots reuse the intermediates."""
+    for evals in range(least, 2 * least + 1):
+        c = evals * eval_every
+        if snapshot_every % c == 0 or c % snapshot_every == 0:
+            return c
+    return least * eval_every
+
+
+def deep_cadences(n: int, n_test: int, m: int, k: int, depth: int, eval_every: int,
+                  snapshot_every: int) -> dict[str, int]:
+    """Cadences for a network of depth ≥ 2. At small sizes the ops' dispatch dominates and the
+    cheap groups alone would cost more than a step, so every group runs on a cadence: the
+    stage detector's inputs (DEEP_CORE: per-layer spectra and G_F) every c steps, the others
+    every RARER·c, c the smallest multiple of eval_every within DEEP_SHARE of a step."""
+    extra = depth - 1
+    step = (step_seconds(n, n_test, m, k, eval_every)
+            + extra * _t(6 * n * k * k + 2 * n_test * k * k / eval_every, 12 * n * k, 40))
+    cost = group_seconds(n, m, k)
+    cost["layers"] = extra * _t(2 * m * m * k * k + 4 * m ** 3 * k, 16 * m * m * k, 60)
+    cost["gradient"] = depth * _t(6 * n * k * k + 2 * n * k * m, 12 * n * k, 40)
+    core = sum(cost[g] for g in DEEP_CORE)
+    rest = sum(v for g, v in cost.items() if g not in DEEP_CORE and g != "gf_spectrum")
+    least = max(1, math.ceil((core + rest / RARER) / (DEEP_SHARE * step * eval_every)))
+    every = _snap(least, eval_every, snapshot_every)
+    rare = _snap(RARER * every // eval_every, eval_every, snapshot_every)
+    base = cadences(n, n_test, m, k, eval_every, snapshot_every)
+    return {**{g: max(c, every if g in DEEP_CORE else rare) for g, c in base.items()},
+            "layers": every}

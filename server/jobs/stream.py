@@ -62,7 +62,8 @@ class RunStream:
     def stage(self, data: dict) -> None:
         seq = self._publish({"type": "stage", **data})
         self.store.add_stage(self.record.id, StageRecord(seq, data["step"], data["stage"],
-                                                         data.get("evidence", {})))
+                                                         data.get("evidence", {}),
+                                                         int(data.get("layer", 1))))
 
     def finished(self, summary: dict) -> None:
         self.record.summary = summary  # stored with the terminal state in end()

@@ -55,7 +55,8 @@ class EventSender:
             self._send(("snapshot", (cell, event.step, arrays)))
         elif event.kind == "stage":
             self._send(("stage", (cell, finite({"step": event.step, "stage": event.stage,
-                                                "evidence": event.evidence}))))
+                                                "evidence": event.evidence,
+                                                "layer": event.layer}))))
         elif event.kind == "started":
             self._send(("started", (cell, finite(dataclasses.asdict(event)))))
         elif event.kind == "finished":

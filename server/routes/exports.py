@@ -59,7 +59,6 @@ async def metrics_as_json(run_id: str, store: StoreDep) -> Response:
     rows = await _rows(store, run_id)
     stages = await asyncio.to_thread(store.stages, run_id)
     body = {"run_id": run_id, "config": record.config, "columns": metric_columns(rows),
-            "rows": rows, "stages": [{"step": s.step, "stage": s.stage, "evidence": s.evidence}
-                                     for s in stages]}
+            "rows": rows, "stages": [s.as_dict(seq=False) for s in stages]}
     return Response(to_json(body), media_type="application/json",
                     headers=_attachment(f"{run_id}-metrics.json"))

@@ -36,8 +36,7 @@ async def fork_run(
     try:
         stages = await asyncio.to_thread(store.stages, run_id)
         plan = plan_fork(run_id, record.config, record.lineage, snap.step, snap.arrays,
-                         body.changes, [{"step": s.step, "stage": s.stage,
-                                         "evidence": s.evidence} for s in stages])
+                         body.changes, [s.as_dict(seq=False) for s in stages])
     except ForkError as exc:
         raise RequestValidationError(exc.errors) from None
     throttle = max_steps_per_s if max_steps_per_s is not None else record.max_steps_per_s

@@ -43,8 +43,7 @@ def stored_frames(store: RunStore, run_id: str, after: int, through: int | None 
     """Text frames of the stored metrics and stages with after < seq <= through, in seq order."""
     messages = [(b.seq, {"type": "metrics", "run_id": run_id, "seq": b.seq, "rows": b.rows})
                 for b in store.metric_batches(run_id, after)]
-    messages += [(s.seq, {"type": "stage", "run_id": run_id, "seq": s.seq, "step": s.step,
-                          "stage": s.stage, "evidence": s.evidence})
+    messages += [(s.seq, {"type": "stage", "run_id": run_id, **s.as_dict()})
                  for s in store.stages(run_id, after)]
     messages.sort(key=lambda m: m[0])
     return [to_json(m) for seq, m in messages if through is None or seq <= through]

@@ -1,4 +1,5 @@
-"""GET /api/runs/{id}/predict and /table: the network's answers, from a stored snapshot's W, V.
+"""GET /api/runs/{id}/predict and /table: the network's answers, from a stored snapshot's W, V
+(and W2..W_L of a deeper network).
 
 Every snapshot a run yields carries W and V and is stored as it arrives, so both routes work
 for a live run (its newest snapshot) and a stored one (any snapshot step) alike.
@@ -19,7 +20,14 @@ from fastapi.exceptions import RequestValidationError
 
 from li2core.config import RunConfig
 from li2core.element_names import element_names
-from li2core.predict import TableOutcome, WeightsMismatch, ask, is_training_pair, table_outcome
+from li2core.predict import (
+    TableOutcome,
+    WeightsMismatch,
+    ask,
+    is_training_pair,
+    snapshot_layers,
+    table_outcome,
+)
 
 from ..deps import StoreDep
 from ..protocol import MAX_WIRE_INT, to_json
@@ -68,7 +76,9 @@ def _outcome(record: RunRecord, snap: StoredSnapshot) -> TableOutcome:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    outcome = table_outcome(_config(record), snap.arrays["W"], snap.arrays["V"])
+    config = _config(record)
+    outcome = table_outcome(config, snap.arrays["W"], snap.arrays["V"],
+                            snapshot_layers(config, snap.arrays))
     with _cache_lock:
         _cache[key] = outcome
         while len(_cache) > _CACHE_SIZE:
@@ -100,7 +110,8 @@ def table_body(record: RunRecord, snap: StoredSnapshot) -> dict:
 def predict_body(record: RunRecord, snap: StoredSnapshot, a: int, b: int) -> dict:
     config = _config(record)
     names = element_names(config.build_group())
-    answer = ask(config, snap.arrays["W"], snap.arrays["V"], a, b)
+    answer = ask(config, snap.arrays["W"], snap.arrays["V"], a, b,
+                 layers=snapshot_layers(config, snap.arrays))
     for s in answer["scores"]:
         s["name"] = names[s["element"]]
     return {"run_id": record.id, "a": a, "b": b, "step": snap.step, **answer,

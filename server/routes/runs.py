@@ -79,8 +79,7 @@ async def run_metrics(run_id: str, service: ServiceDep, store: StoreDep,
 async def run_stages(run_id: str, service: ServiceDep, store: StoreDep) -> list[dict]:
     await service.get(run_id)
     stages = await asyncio.to_thread(store.stages, run_id)
-    return [{"seq": s.seq, "step": s.step, "stage": s.stage, "evidence": s.evidence}
-            for s in stages]
+    return [s.as_dict() for s in stages]
 
 
 @router.get("/{run_id}/snapshots")

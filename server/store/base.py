@@ -75,6 +75,13 @@ class StageRecord:
     step: int
     stage: str
     evidence: dict = field(default_factory=dict)
+    layer: int = 1  # the hidden layer (1 = the bottom; runs stored before depth read as 1)
+
+    def as_dict(self, seq: bool = True) -> dict:
+        """The stage as clients see it (API, exports, bundles, forks)."""
+        out = {"seq": self.seq} if seq else {}
+        return {**out, "step": self.step, "stage": self.stage, "evidence": self.evidence,
+                "layer": self.layer}
 
 
 @dataclass

@@ -33,6 +33,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS sweeps (id TEXT PRIMARY KEY, created_at {float} NOT NULL, "
         "status TEXT NOT NULL, doc TEXT NOT NULL)",
     ],
+    [  # 4: the hidden layer a stage belongs to (depth ≥ 2); earlier runs had only layer 1
+        "ALTER TABLE stages ADD COLUMN layer BIGINT NOT NULL DEFAULT 1",
+    ],
 ]
 
 

@@ -24,6 +24,8 @@ from . import base  # sweeps: base.SweepRecord, base.interrupt_sweep
 from .base import ACTIVE, MetricBatch, RunRecord, StageRecord, StoredSnapshot, check_update
 from .dialects import MIGRATIONS, Dialect
 
+STAGE_COLUMNS = "(run_id, seq, step, stage, evidence, layer) VALUES (?, ?, ?, ?, ?, ?)"
+
 log = logging.getLogger(__name__)
 
 _JSON_COLUMNS = ("config", "started", "summary", "lineage")
@@ -216,17 +218,19 @@ class SqlRunStore:
         return [MetricBatch(seq, json.loads(text)) for seq, text in rows]
 
     def add_stage(self, run_id: str, record: StageRecord) -> None:
-        row = (run_id, record.seq, record.step, record.stage, to_json(record.evidence))
+        row = (run_id, record.seq, record.step, record.stage, to_json(record.evidence),
+               record.layer)
         self._send(lambda db: db.execute(
-            "INSERT INTO stages VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, seq) DO UPDATE "
-            "SET step = excluded.step, stage = excluded.stage, evidence = excluded.evidence",
-            row))
+            f"INSERT INTO stages {STAGE_COLUMNS} ON CONFLICT (run_id, seq) DO UPDATE "
+            "SET step = excluded.step, stage = excluded.stage, evidence = excluded.evidence, "
+            "layer = excluded.layer", row))
 
     def stages(self, run_id: str, since: int = 0) -> list[StageRecord]:
         rows = self._call(lambda db: db.all(
-            "SELECT seq, step, stage, evidence FROM stages WHERE run_id = ? AND seq > ? "
+            "SELECT seq, step, stage, evidence, layer FROM stages WHERE run_id = ? AND seq > ? "
             "ORDER BY seq", (run_id, since)))
-        return [StageRecord(seq, step, stage, json.loads(ev)) for seq, step, stage, ev in rows]
+        return [StageRecord(seq, step, stage, json.loads(ev), int(layer))
+                for seq, step, stage, ev, layer in rows]
 
     def add_snapshot(self, run_id: str, seq: int, step: int,
                      arrays: dict[str, np.ndarray]) -> None:
@@ -258,13 +262,14 @@ class SqlRunStore:
         run = _json_columns(vars(record))
         insert_run = f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})"
         metrics = [(record.id, b.seq, to_json(b.rows)) for b in batches]
-        stage_rows = [(record.id, s.seq, s.step, s.stage, to_json(s.evidence)) for s in stages]
+        stage_rows = [(record.id, s.seq, s.step, s.stage, to_json(s.evidence), s.layer)
+                      for s in stages]
         snaps = [(record.id, s.step, s.seq, _npz(s.arrays)) for s in snapshots]  # off the db thread
 
         def insert(db):  # the task's savepoint makes it all or nothing
             db.execute(insert_run, list(run.values()))
             db.executemany("INSERT INTO metrics VALUES (?, ?, ?)", metrics)
-            db.executemany("INSERT INTO stages VALUES (?, ?, ?, ?, ?)", stage_rows)
+            db.executemany(f"INSERT INTO stages {STAGE_COLUMNS}", stage_rows)
             db.executemany("INSERT INTO snapshots VALUES (?, ?, ?, ?)", snaps)
         self._call(insert)
 

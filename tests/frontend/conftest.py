@@ -3,11 +3,12 @@ Debian chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 import pytest
 
-from .helpers import CHROMIUM, CHROMIUM_ARGS, ServerProcess
+from .helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +40,33 @@ def page(browser):
     pg.errors = errors
     yield pg
     ctx.close()
+
+
+STATIC = ROOT / "frontend" / "static"
+ORIGIN = "http://li2.test"
+
+
+@pytest.fixture
+def module_page(page):
+    """A page whose files Playwright serves from frontend/static (plus `extra_files`): the
+    page's pure modules run without a server."""
+    extra: dict[str, bytes] = {}
+
+    def serve(route):
+        path = route.request.url[len(ORIGIN):].split("?")[0]
+        if path in extra:
+            return route.fulfill(body=extra[path], content_type="application/octet-stream")
+        if path == "/":
+            return route.fulfill(body="<!doctype html><title>t</title>", content_type="text/html")
+        file = (STATIC / path.lstrip("/")).resolve()
+        if STATIC in file.parents and file.is_file():
+            ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            if file.suffix == ".js":
+                ctype = "text/javascript"
+            return route.fulfill(body=file.read_bytes(), content_type=ctype)
+        return route.fulfill(status=404, body="not found")
+
+    page.route(f"{ORIGIN}/**", serve)
+    page.goto(f"{ORIGIN}/")
+    page.extra_files = extra
+    return page

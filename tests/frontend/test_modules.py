@@ -5,7 +5,6 @@ Files are served by Playwright's router, so no server is needed."""
 from __future__ import annotations
 
 import json
-import mimetypes
 
 import numpy as np
 import pytest
@@ -14,36 +13,7 @@ from pydantic import ValidationError
 from li2core.config import RunConfig
 from server.errors import error_entries
 
-from .helpers import ROOT
-
 pytestmark = pytest.mark.browser
-
-STATIC = ROOT / "frontend" / "static"
-ORIGIN = "http://li2.test"
-
-
-@pytest.fixture
-def module_page(page):
-    extra: dict[str, bytes] = {}
-
-    def serve(route):
-        path = route.request.url[len(ORIGIN):].split("?")[0]
-        if path in extra:
-            return route.fulfill(body=extra[path], content_type="application/octet-stream")
-        if path == "/":
-            return route.fulfill(body="<!doctype html><title>t</title>", content_type="text/html")
-        file = (STATIC / path.lstrip("/")).resolve()
-        if STATIC in file.parents and file.is_file():
-            ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            if file.suffix == ".js":
-                ctype = "text/javascript"
-            return route.fulfill(body=file.read_bytes(), content_type=ctype)
-        return route.fulfill(status=404, body="not found")
-
-    page.route(f"{ORIGIN}/**", serve)
-    page.goto(f"{ORIGIN}/")
-    page.extra_files = extra
-    return page
 
 
 def test_snapshot_frame_from_python_decodes_in_place(module_page):

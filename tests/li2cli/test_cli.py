@@ -25,7 +25,23 @@ def test_train_json_summary_and_run_folder(tmp_path, capsys):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 31
 
 
+def test_train_preset_deep_generalises_with_stages_on_both_layers(tmp_path, capsys):
+    """What issue 15 must show: `li2 train --preset deep --json` (about 2 s on one core)."""
+    out = tmp_path / "deep"
+    rc = main(["train", "--preset", "deep", "--out", str(out), "--json", "--quiet",
+               "--threads", "1"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["config"]["depth"] >= 2 and summary["outcome"] == "generalised"
+    assert {s["layer"] for s in summary["stages"]} >= {1, 2}
+    assert summary["engine_used"] == "autograd"
+    stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
+    assert {s["layer"] for s in stages} == {1, 2}
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["--set", "depth=5"], "depth"),
+    (["--set", "depth=2", "--set", "top_layer=ridge"], "top_layer"),
     (["--set", "hidden=99999"], "hidden"),
     (["--set", "group=Q8x"], "group"),
     (["--preset", "nope"], "unknown preset"),

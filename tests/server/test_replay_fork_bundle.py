@@ -164,7 +164,7 @@ def test_metrics_as_csv_and_json_match_the_stored_rows(make_client):
     as_json = c.get(f"/api/runs/{run['id']}/metrics.json").json()
     assert as_json["rows"] == rows and as_json["columns"] == table[0]
     assert as_json["stages"] == [{"step": 10, "stage": "independent",
-                                  "evidence": {"rule": "x"}}]
+                                  "evidence": {"rule": "x"}, "layer": 1}]
     assert c.get("/api/runs/nope/metrics.csv").status_code == 404
 
 

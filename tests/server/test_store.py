@@ -131,7 +131,7 @@ def test_postgresql_schema_is_created_once_and_versioned(store_factory):
     s.close()
     s = store_factory()  # the second start finds the schema and changes nothing
     versions = s._call(lambda db: db.all("SELECT version FROM schema_version ORDER BY 1"))
-    assert [v[0] for v in versions] == [1, 2, 3]
+    assert [v[0] for v in versions] == [1, 2, 3, 4]
 
 
 def test_sweeps_of_an_older_server_are_adopted_from_their_own_file(tmp_path):
@@ -152,3 +152,35 @@ def test_sweeps_of_an_older_server_are_adopted_from_their_own_file(tmp_path):
     s = SqliteRunStore(tmp_path / "runs.sqlite")  # adopted once, not again
     assert [r.id for r in s.list_sweeps()] == ["new", "old"]
     s.close()
+
+
+def test_stages_stored_before_depth_read_as_layer_1(tmp_path):
+    import sqlite3
+
+    from server.store.dialects import MIGRATIONS
+
+    old = sqlite3.connect(tmp_path / "runs.sqlite")  # a database of the schema before depth
+    old.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+    for version, statements in enumerate(MIGRATIONS[:3], 1):
+        for statement in statements:
+            old.execute(statement.format(float="DOUBLE PRECISION", blob="BLOB"))
+        old.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    old.execute("INSERT INTO stages VALUES ('r', 1, 10, 'independent', '{}')")
+    old.commit()
+    old.close()
+    s = SqliteRunStore(tmp_path / "runs.sqlite")
+    (rec,) = s.stages("r")
+    assert (rec.step, rec.stage, rec.layer) == (10, "independent", 1)
+    s.add_stage("r", StageRecord(2, 20, "interactive", {}, layer=2))
+    assert [r.layer for r in s.stages("r")] == [1, 2]
+    s.close()
+
+
+def test_every_store_keeps_the_layer_of_a_stage(store_factory):
+    s = store_factory()
+    s.create_run(RunRecord("d", "running", {}, 1.0))
+    s.add_stage("d", StageRecord(1, 0, "lazy", {"rule": "x"}, layer=1))
+    s.add_stage("d", StageRecord(2, 0, "lazy", {"rule": "x"}, layer=2))
+    s.add_stage("d", StageRecord(3, 5, "independent", {}, layer=3))
+    assert [(r.seq, r.stage, r.layer) for r in s.stages("d")] == [(1, "lazy", 1), (2, "lazy", 2),
+                                                                   (3, "independent", 3)]

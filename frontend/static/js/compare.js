@@ -6,6 +6,7 @@ import { api } from './api.js';
 import { drawCoverageOverlay } from './compare-coverage.js';
 import { escapeHtml } from './html.js';
 import { fetchSnapshot, history } from './history-api.js';
+import { stagesOf } from './layers.js';
 import { changeText } from './lineage.js';
 import { OKABE_ITO, baseLayout, react } from './panels/plot.js';
 import { nodeOrder } from './panels/spectrum.js';
@@ -74,7 +75,9 @@ async function load(id) {
   for (const row of metrics.rows) {
     for (const key of Object.keys(columns)) columns[key].push(row[key] ?? null);
   }
-  const data = { run, columns, stages, snapshotSteps, snapshots: new Map() };
+  // a deeper run's band row is its bottom layer's stages and outcome, like the curves' bands
+  const data = { run, columns, stages: stagesOf(stages, 1), snapshotSteps,
+    snapshots: new Map() };
   loaded.set(id, data);
   return data;
 }

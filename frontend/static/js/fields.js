@@ -17,6 +17,7 @@ export const FIELDS = [
   { name: 'run', scope: 'view', type: 'string', default: '' },
   { name: 'at', scope: 'view', type: 'int' }, // pinned step (scrub); absent = live
   { name: 'node', scope: 'view', type: 'int' }, // hidden node in the inspector
+  { name: 'layer', scope: 'view', type: 'int' }, // layer the per-node panels show (depth ≥ 2)
   { name: 'present', scope: 'view', type: 'bool', default: false }, // projector mode
   { name: 'log_loss', scope: 'view', type: 'bool', default: true },
   { name: 'log_steps', scope: 'view', type: 'bool', default: false },

@@ -40,7 +40,8 @@ function onText(state, msg) {
       appendRows(state, msg.rows ?? []);
       break;
     case 'stage':
-      addStage(state, { step: msg.step, stage: msg.stage, evidence: msg.evidence ?? {} });
+      addStage(state, { step: msg.step, stage: msg.stage, evidence: msg.evidence ?? {},
+        layer: Number.isInteger(msg.layer) ? msg.layer : 1 }); // old runs: layer 1
       break;
     case 'status':
       if (msg.started) state.started = msg.started;

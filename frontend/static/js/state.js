@@ -1,6 +1,8 @@
 // The shared state every panel reads: the latest data of the attached run, kept small, plus
 // version counters so the render loop redraws only panels whose inputs changed.
 
+import { stagesOf } from './layers.js';
+
 const ARRIVAL_KEEP = 512; // arrival times kept for latency measurement
 
 export function createState() {
@@ -13,6 +15,7 @@ export function createState() {
     metrics: emptyMetrics(),
     snapshot: null,        // {step, seq, arrays: {name: {shape, data}}}
     gfHistory: [],         // [{step, values: Float32Array}] from every snapshot seen
+    gfLayers: {},          // layer ℓ ≥ 2 → the same for `gf_spectrum@ℓ` (deeper runs)
     stages: [],            // stage events in order
     summary: null,
     scrub: null,           // {step, snapshot, error} while pinned to an earlier step (scrub.js)
@@ -37,6 +40,7 @@ export function resetRunData(state) {
   state.metrics = emptyMetrics();
   state.snapshot = null;
   state.gfHistory = [];
+  state.gfLayers = {};
   state.stages = [];
   state.summary = null;
   state.scrub = null;
@@ -97,24 +101,38 @@ export function setSnapshot(state, snap) {
   state.bump('snapshot');
 }
 
-/** Keeps G_F's spectrum of every snapshot seen, in step order (live, or backfilled). */
+/** Keeps G_F's spectrum of every snapshot seen, in step order (live, or backfilled): layer 1's
+ *  in gfHistory, a deeper run's layer ℓ's (`gf_spectrum@ℓ`) in gfLayers[ℓ]. */
 export function addGfColumn(state, snap) {
-  const gf = snap.arrays.gf_spectrum;
-  if (!gf) return;
-  const hist = state.gfHistory;
+  for (const name of Object.keys(snap.arrays)) {
+    const at = /^gf_spectrum(?:@(\d+))?$/.exec(name);
+    if (!at) continue;
+    const layer = at[1] ? Number(at[1]) : 1;
+    if (layer > 1 && !state.gfLayers[layer]) state.gfLayers[layer] = [];
+    insertColumn(layer > 1 ? state.gfLayers[layer] : state.gfHistory, snap.step,
+      snap.arrays[name].data);
+  }
+}
+
+function insertColumn(hist, step, values) {
   let i = hist.length;
-  while (i > 0 && hist[i - 1].step > snap.step) i -= 1;
-  if (i > 0 && hist[i - 1].step === snap.step) return;
-  hist.splice(i, 0, { step: snap.step, values: gf.data });
+  while (i > 0 && hist[i - 1].step > step) i -= 1;
+  if (i > 0 && hist[i - 1].step === step) return;
+  hist.splice(i, 0, { step, values });
 }
 
 export function addStage(state, event) {
-  if (state.stages.some((s) => s.step === event.step && s.stage === event.stage)) return;
+  const layer = event.layer ?? 1; // a deeper run's layers may change stage at the same step
+  if (state.stages.some((s) => s.step === event.step && s.stage === event.stage &&
+    (s.layer ?? 1) === layer)) return;
   state.stages.push(event);
   state.stages.sort((a, b) => a.step - b.step);
   state.bump('stages');
 }
 
+/** The stage the page shows now: the last of the bottom layer's stages and the network's
+ *  outcomes (a depth-1 run: its last stage). */
 export function currentStage(state) {
-  return state.stages.length ? state.stages[state.stages.length - 1] : null;
+  const shown = stagesOf(state.stages, 1);
+  return shown.length ? shown[shown.length - 1] : null;
 }

@@ -1,7 +1,8 @@
 // Coverage: how many nodes serve each component, and how concentrated the nodes are.
 
+import { layerArrays, layerPicker } from '../layers.js';
 import { shownSnapshot } from '../scrub.js';
-import { componentLabels, baseLayout, note, plotDiv, react } from './plot.js';
+import { componentLabels, baseLayout, note, plotDiv, react, toolbarDiv } from './plot.js';
 
 const BINS = 20;
 // Where li2core/instruments/spectra.py (CONCENTRATED) draws the line, for the histogram's
@@ -13,18 +14,27 @@ export default {
   title: 'Coverage of the components',
   caption: 'Grokking needs every component covered by locked nodes ' +
     '(dark bars: nodes with ≥ 80% of their power in that one component).',
-  deps: ['snapshot', 'run'],
+  deps: ['snapshot', 'run', 'view'], // view: the layer shown
   minInterval: 250,
   mount(container, state) {
+    const pickLayer = layerPicker(toolbarDiv(container), state);
     const meta = note(container, 'waiting for the first snapshot…');
     meta.className = 'panel-meta';
     const div = plotDiv(container, 'plot short');
     return {
       draw() {
+        const layer = pickLayer();
         const snap = shownSnapshot(state);
-        const a = snap?.arrays;
+        const a = layerArrays(snap?.arrays, layer);
+        if (snap && layer > 1 && !(a.dominant && a.concentration)) {
+          div.hidden = true;
+          meta.textContent = `this run reports no coverage for layer ${layer}`;
+          return undefined;
+        }
         if (!a || !a.dominant || !a.concentration) return undefined;
-        const c = a.spec_u ? a.spec_u.shape[1] : Math.max(...a.dominant.data) + 1;
+        div.hidden = false;
+        const spec = a.spec_u ?? a.spec;
+        const c = spec ? spec.shape[1] : Math.max(...a.dominant.data) + 1;
         const act = a.active?.data;
         const locked = new Array(c).fill(0);
         const diffuse = new Array(c).fill(0);
@@ -38,7 +48,8 @@ export default {
           hist[isActive ? 0 : 1][bin] += 1;
         });
         const covered = locked.filter((x) => x > 0).length;
-        meta.textContent = `step ${snap.step} · components covered by a locked node: ` +
+        meta.textContent = `step ${snap.step}${layer > 1 ? ` · layer ${layer}` : ''} · ` +
+          'components covered by a locked node: ' +
           `${covered} of ${c}`;
         const labels = componentLabels(state, c);
         const centres = Array.from({ length: BINS }, (_, i) => (i + 0.5) / BINS);

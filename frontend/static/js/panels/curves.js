@@ -1,8 +1,8 @@
 // Train/test accuracy and loss over steps, with the detected stages as coloured bands.
 
+import { stageBands, stagesOf } from '../layers.js';
 import { markerShapes } from '../markers.js';
 import { followLive, pinShape, pinStep, pinnedStep } from '../scrub.js';
-import { stageInfo } from '../vocabulary.js';
 import { TEST, TRAIN, baseLayout, plotDiv, plotFontSize, react, thinnedSeries, toggle,
   toolbarDiv } from './plot.js';
 
@@ -11,23 +11,10 @@ function bandLabelSize() {
   return document.documentElement.classList.contains('present') ? plotFontSize() + 2 : 15;
 }
 
+/** The bottom layer's stages and the network's outcome (a depth-1 run: all its stages); the
+ *  layers strip under the curves shows every layer's. */
 function stageShapes(state, lastStep, logX) {
-  const shapes = [];
-  const annotations = [];
-  const st = state.stages;
-  st.forEach((s, i) => {
-    const x0 = logX ? Math.max(s.step, 1) : s.step;
-    const x1 = i + 1 < st.length ? st[i + 1].step : Math.max(lastStep, s.step);
-    const colour = stageInfo(s.stage).colour;
-    shapes.push({ type: 'rect', xref: 'x', yref: 'paper', x0, x1: Math.max(x1, x0), y0: 0, y1: 1,
-      fillcolor: colour, opacity: 0.18, line: { width: 0 }, layer: 'below' });
-    shapes.push({ type: 'line', xref: 'x', yref: 'paper', x0, x1: x0, y0: 0, y1: 1,
-      line: { color: colour, width: 3, dash: 'dot' } });
-    annotations.push({ xref: 'x', yref: 'paper', x: logX ? Math.log10(x0) : x0, y: 1,
-      yanchor: 'bottom', xanchor: 'left', showarrow: false, text: s.stage,
-      font: { size: bandLabelSize(), color: '#111' }, bgcolor: colour });
-  });
-  return { shapes, annotations };
+  return stageBands(stagesOf(state.stages, 1), lastStep, { logX, labelSize: bandLabelSize() });
 }
 
 /** The step slider: drag (or click the plot) to look back; "live" follows the run again. */

@@ -1,6 +1,7 @@
 // Coverage, duplication and where each update goes, over time (li2core/instruments/duplication.py):
 // the measurements behind the paper's account of why Muon helps.
 
+import { runDepth } from '../layers.js';
 import { pinShape } from '../scrub.js';
 import { baseLayout, note, plotDiv, react, thinnedSeries } from './plot.js';
 
@@ -26,7 +27,8 @@ export default {
         const share = col('learned_share');
         const last = (arr) => arr.findLast((v) => v != null) ?? null;
         const fmt = (v, d) => (v == null ? '–' : v.toFixed(d));
-        meta.textContent = `step ${x[x.length - 1]} · covered ${fmt(last(cov), 0)}` +
+        const where = runDepth(state) > 1 ? ' · bottom layer' : ''; // a deeper run's layer 1
+        meta.textContent = `step ${x[x.length - 1]}${where} · covered ${fmt(last(cov), 0)}` +
           (total ? ` of ${total}` : '') + ` · ${fmt(last(dup), 2)} locked nodes per component` +
           ` · update into held components ${fmt(last(share), 2)}`;
         const data = [

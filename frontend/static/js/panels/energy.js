@@ -1,7 +1,8 @@
 // Per-node energy ℰ(w) = ½‖Ỹᵀσ(Xw)‖², normalised so a learned irrep scores 1 (= ℰ*).
 
+import { layerArrays, layerName, layerPicker } from '../layers.js';
 import { pinShape, shownSnapshot } from '../scrub.js';
-import { baseLayout, plotDiv, react, thinnedSeries } from './plot.js';
+import { baseLayout, plotDiv, react, thinnedSeries, toolbarDiv } from './plot.js';
 
 export default {
   id: 'energy',
@@ -11,10 +12,23 @@ export default {
   deps: ['metrics', 'snapshot', 'run', 'view'],
   minInterval: 300,
   mount(container, state) {
+    const pickLayer = layerPicker(toolbarDiv(container), state);
+    const missing = Object.assign(document.createElement('p'), { className: 'panel-meta' });
+    container.append(missing);
     const div = plotDiv(container, 'plot tall');
     return {
       draw() {
-        const { x, y: q } = thinnedSeries(state);
+        const layer = pickLayer();
+        const a = layerArrays(shownSnapshot(state)?.arrays, layer);
+        // ℰ is the theory's for the bottom layer; a layer above shows it only if the run sends it
+        const absent = layer > 1 && !(layerName('energy_q50', layer) in state.metrics.columns) &&
+          !a?.energy_full;
+        missing.textContent = absent ? `this run reports no energy for layer ${layer}: ` +
+          'the energy ℰ is defined for the bottom layer (pick layer 1)' : '';
+        div.hidden = absent;
+        if (absent) return undefined;
+        const { x, y: col } = thinnedSeries(state);
+        const q = (name) => col(layerName(name, layer));
         const data = [
           { type: 'scatter', mode: 'lines', x, y: q('energy_q10'), name: '10–90%',
             line: { width: 0 }, showlegend: false, hoverinfo: 'skip' },
@@ -25,7 +39,6 @@ export default {
           { type: 'scatter', mode: 'lines', x, y: q('memorising_nodes'), name: 'memorising',
             yaxis: 'y2', line: { color: '#D55E00', width: 2, dash: 'dot' } },
         ];
-        const a = shownSnapshot(state)?.arrays;
         if (a?.energy_train && a?.energy_full) {
           const et = a.energy_train.data;
           const ef = a.energy_full.data;

@@ -3,9 +3,10 @@
 // the run. Pick the node by clicking its row in the spectrum heatmap (node-pick.js).
 
 import { history } from '../history-api.js';
+import { layerArrays, layerPicker } from '../layers.js';
 import { shownSnapshot } from '../scrub.js';
 import { mountNodeCircle } from './node-circle.js';
-import { baseLayout, componentLabels, note, plotDiv, react } from './plot.js';
+import { baseLayout, componentLabels, note, plotDiv, react, toolbarDiv } from './plot.js';
 
 const SERIES = ['energy_full', 'energy_train'];
 const REFRESH_MS = 2000; // a live run's energy series is refetched at most this often
@@ -27,6 +28,51 @@ function row(arr, j) {
   return Array.from(arr.data.subarray(j * cols, (j + 1) * cols));
 }
 
+/** A node of layer ℓ ≥ 2: its weights from the nodes of the layer below (W_ℓ's column) and
+ *  the spectrum of its response to the input pair; node curves over the group elements and
+ *  the energy belong to the bottom layer, which sees the input. */
+function drawUpperNode(div, meta, state, snap, node, layer) {
+  const a = layerArrays(snap.arrays, layer);
+  const w = snap.arrays[`W${layer}`];
+  const k = w?.shape[1] ?? a.spec?.shape[0];
+  if (!w && !a.spec) {
+    meta.textContent = `this run reports no arrays for layer ${layer}`;
+    return false;
+  }
+  if (node >= k) {
+    meta.textContent = `node ${node} does not exist: layer ${layer} has ${k} nodes`;
+    return false;
+  }
+  const c = a.spec ? a.spec.shape[1] : 0;
+  const labels = componentLabels(state, c);
+  const dominant = a.dominant ? a.dominant.data[node] : null;
+  meta.textContent = `layer ${layer} node ${node} at step ${snap.step}` +
+    (dominant !== null && dominant >= 0 ? ` · dominant component ${labels[dominant]}` : '') +
+    (a.concentration ? ` · concentration ${a.concentration.data[node].toFixed(2)}` : '') +
+    (a.active ? (a.active.data[node] > 0 ? ' · active' : ' · inactive') : '') +
+    ' · weights over the group and the energy: bottom layer only';
+  const data = [];
+  if (w) {
+    data.push({ type: 'bar', name: `weights from layer ${layer - 1}`, y: column(w, node),
+      x: Array.from({ length: w.shape[0] }, (_, i) => i), marker: { color: '#0072B2' } });
+  }
+  if (a.spec) {
+    const power = row(a.spec, node);
+    const total = power.reduce((acc, v) => acc + v, 0);
+    data.push({ type: 'bar', name: 'response spectrum', x: labels, xaxis: 'x2', yaxis: 'y2',
+      y: power.map((v) => (total > 0 ? v / total : 0)), marker: { color: '#009E73' } });
+  }
+  react(div, data, baseLayout({
+    margin: { l: 60, r: 16, t: 30, b: 40 },
+    xaxis: { anchor: 'y', title: { text: `node of layer ${layer - 1}`, standoff: 4 } },
+    yaxis: { domain: [0.6, 1], title: { text: 'weight' } },
+    xaxis2: { anchor: 'y2', type: 'category', tickangle: -45, nticks: 18, automargin: true },
+    yaxis2: { domain: [0, 0.4], title: { text: 'share' }, range: [0, 1] },
+    legend: { orientation: 'h', x: 0, y: 1.02, yanchor: 'bottom' },
+  }));
+  return true;
+}
+
 export default {
   id: 'inspector',
   title: 'Node inspector',
@@ -35,6 +81,7 @@ export default {
   deps: ['snapshot', 'view', 'run'],
   minInterval: 250,
   mount(container, state) {
+    const pickLayer = layerPicker(toolbarDiv(container), state);
     const meta = note(container, 'click a node in the spectrum heatmap to inspect it');
     meta.className = 'panel-meta';
     meta.id = 'inspector-meta';
@@ -68,6 +115,7 @@ export default {
 
     return {
       draw() {
+        const layer = pickLayer();
         const node = selectedNode(state);
         const snap = shownSnapshot(state);
         div.hidden = node === null || !snap;
@@ -78,6 +126,11 @@ export default {
         }
         if (!snap) {
           meta.textContent = `node ${node}: waiting for a snapshot…`;
+          return undefined;
+        }
+        if (layer > 1) {
+          circle.hidden = true;
+          div.hidden = !drawUpperNode(div, meta, state, snap, node, layer);
           return undefined;
         }
         const a = snap.arrays;

@@ -60,7 +60,10 @@ export function thinnedSeries(state) {
 // a phone's rotation all change the box without a window resize that Plotly would notice
 const sizeWatch = window.ResizeObserver ? new ResizeObserver((entries) => {
   for (const { target } of entries) {
-    if (target.data && target.isConnected) window.Plotly.Plots.resize(target);
+    // a hidden plot (a panel saying its layer has no such array) has no size to fit
+    if (target.data && target.isConnected && target.offsetParent !== null) {
+      window.Plotly.Plots.resize(target);
+    }
   }
 }) : null;
 

@@ -8,11 +8,11 @@ import duplication from './duplication.js';
 import energy from './energy.js';
 import gf from './gf.js';
 import inspector from './inspector.js';
+import layers from './layers.js';
 import spectrum from './spectrum.js';
 import stage from './stage.js';
 import table from './table.js';
 import theory from './theory.js';
 
-export const PANELS = [curves, stage, table, ask, spectrum, inspector, coverage, duplication, gf,
-  energy,
-  theory];
+export const PANELS = [curves, layers, stage, table, ask, spectrum, inspector, coverage,
+  duplication, gf, energy, theory];

@@ -1,6 +1,7 @@
 // Per-node spectrum heatmap: hidden nodes × components, each row the share of a node's power
 // in each component. Learned nodes show one bright cell; random ones a smear.
 
+import { layerArrays, layerPicker } from '../layers.js';
 import { shownSnapshot } from '../scrub.js';
 import { componentLabels, baseLayout, note, plotDiv, react, toggle, toolbarDiv } from './plot.js';
 
@@ -10,7 +11,7 @@ export function nodeOrder(arrays, activeOnly) {
   const dom = arrays.dominant?.data;
   const conc = arrays.concentration?.data;
   const act = arrays.active?.data;
-  const k = arrays.spec_u.shape[0];
+  const k = (arrays.spec_u ?? arrays.spec).shape[0];
   let nodes = Array.from({ length: k }, (_, i) => i);
   if (activeOnly && act && act.some((a) => a > 0)) nodes = nodes.filter((i) => act[i] > 0);
   nodes.sort((a, b) => (dom ? dom[a] - dom[b] : 0) || (conc ? conc[b] - conc[a] : 0) || a - b);
@@ -26,26 +27,37 @@ export default {
   minInterval: 250,
   mount(container, state) {
     const bar = toolbarDiv(container);
+    const rows = document.createElement('span'); // layer 1's own choice of weights
+    rows.className = 'toolbar-group';
+    bar.append(rows);
     for (const [value, label] of [['u', 'u (operand a)'], ['v', 'v (operand b)'],
       ['V', 'V rows (output)']]) {
-      toggle(bar, state, 'spec_rows', label, state.setSetting, value);
+      toggle(rows, state, 'spec_rows', label, state.setSetting, value);
     }
     toggle(bar, state, 'active_only', 'active nodes only', state.setSetting);
+    const pickLayer = layerPicker(bar, state);
     const meta = note(container, 'waiting for the first snapshot…');
     meta.className = 'panel-meta';
     const div = plotDiv(container, 'plot tall');
     return {
       draw() {
+        const layer = pickLayer();
+        rows.hidden = layer > 1; // a layer above sees nodes, not operands: one spectrum each
         const snap = shownSnapshot(state);
-        if (!snap || !snap.arrays.spec_u) {
-          meta.textContent = snap ? 'this run reports no spectra'
-            : 'waiting for the first snapshot…';
+        const arrays = layerArrays(snap?.arrays, layer);
+        const base = layer > 1 ? arrays?.spec : arrays?.spec_u;
+        if (!snap || !base) {
+          div.hidden = !!snap;
+          meta.textContent = !snap ? 'waiting for the first snapshot…'
+            : layer > 1 ? `this run reports no spectra for layer ${layer}`
+              : 'this run reports no spectra';
           return undefined;
         }
-        const which = `spec_${state.settings.spec_rows ?? 'u'}`;
-        const spec = snap.arrays[which] ?? snap.arrays.spec_u;
+        div.hidden = false;
+        const which = layer > 1 ? 'spec' : `spec_${state.settings.spec_rows ?? 'u'}`;
+        const spec = arrays[which] ?? base;
         const [k, c] = spec.shape;
-        const nodes = nodeOrder(snap.arrays, state.settings.active_only);
+        const nodes = nodeOrder(arrays, state.settings.active_only);
         const z = nodes.map((j) => {
           const row = spec.data.subarray(j * c, (j + 1) * c);
           let sum = 0;
@@ -53,7 +65,8 @@ export default {
           return Array.from(row, (v) => (sum > 0 ? v / sum : 0));
         });
         meta.textContent = `step ${snap.step} · ${nodes.length} of ${k} nodes shown · ` +
-          `${which.replace('spec_', '')} spectra`;
+          (layer > 1 ? `layer ${layer}: spectra of each node's response to the input pair`
+            : `${which.replace('spec_', '')} spectra`);
         react(div, [{
           type: 'heatmap', z, x: componentLabels(state, c), y: nodes.map((_, i) => i),
           customdata: nodes.map((j) => new Array(c).fill(j)),

@@ -2,6 +2,7 @@
 // evidence for the change (rule, indicators against thresholds).
 
 import { api } from '../api.js';
+import { eventLayer, isNetworkStage, runDepth, stagesOf } from '../layers.js';
 import { pinnedStep } from '../scrub.js';
 import { TERMINAL } from '../session.js';
 import { currentStage } from '../state.js';
@@ -134,6 +135,26 @@ function evidenceBlock(evidence, vocab) {
   return parts;
 }
 
+/** Deeper runs: where each layer stands at step `at` (null: now), besides the stage shown
+ *  (the bottom layer's own, or the whole network's outcome). */
+function otherLayers(state, at, cur) {
+  const depth = runDepth(state);
+  if (depth < 2) return [];
+  const network = isNetworkStage(cur);
+  const lines = [];
+  for (let layer = network ? 1 : 2; layer <= depth; layer += 1) {
+    const own = state.stages.filter((s) => eventLayer(s) === layer && !isNetworkStage(s) &&
+      (at === null || s.step <= at));
+    const last = own[own.length - 1];
+    lines.push(`Layer ${layer}: ${last ? `${stageInfo(last.stage).label} (${when(last)})`
+      : 'no stage detected yet'}`);
+  }
+  const shown = network ? 'The outcome above is the whole network\'s.'
+    : 'The stage above is the bottom layer\'s (layer 1).';
+  return [Object.assign(document.createElement('p'), { className: 'panel-meta stage-layers',
+    textContent: `${shown} ${lines.join(' · ')}.` })];
+}
+
 export default {
   id: 'stage',
   title: 'Stage now',
@@ -157,8 +178,10 @@ export default {
     return {
       draw() {
         const at = pinnedStep(state); // looking back (replay): the stage at that step
-        const cur = at === null ? currentStage(state)
-          : [...state.stages].reverse().find((s) => s.step <= at) ?? null;
+        // a deeper run: the bottom layer's stage and the network's outcome (the curves' bands)
+        const deep = runDepth(state) > 1;
+        const cur = at === null ? currentStage(state) : [...stagesOf(state.stages, 1)].reverse()
+          .find((s) => s.step <= at) ?? null;
         if (!cur) {
           const ended = state.run && TERMINAL.has(state.run.status);
           const cell = state.run?.sweep;
@@ -203,13 +226,17 @@ export default {
         evidence.replaceChildren(...parts, ...evidenceBlock(cur.evidence, vocab));
         evidence.open = open;
         timeline.replaceChildren(...state.stages.map((s) => {
-          const chip = Object.assign(document.createElement('span'), {
-            className: 'stage-chip', textContent: `${stageInfo(s.stage).short} @ ${s.step}` });
-          chip.title = `${stageInfo(s.stage).label}: ${when(s)}`;
+          // a deeper run's chips say whose stage it is (L2 = layer 2); outcomes are the network's
+          const tag = deep && !isNetworkStage(s) ? ` · L${eventLayer(s)}` : '';
+          const chip = Object.assign(document.createElement('span'), { className: 'stage-chip',
+            textContent: `${stageInfo(s.stage).short}${tag} @ ${s.step}` });
+          chip.title = `${stageInfo(s.stage).label}${tag ? `, layer ${eventLayer(s)}` : ''}: ` +
+            when(s);
+          chip.dataset.layer = String(eventLayer(s));
           chip.style.background = stageInfo(s.stage).colour;
           return chip;
         }));
-        remarks.replaceChildren(...notes(state.stages));
+        remarks.replaceChildren(...otherLayers(state, at, cur), ...notes(state.stages));
         return undefined;
       },
     };

@@ -4,7 +4,7 @@
 import { api } from '../api.js';
 import { configBody } from '../controls.js';
 import { escapeHtml } from '../html.js';
-import { agreementText, outcomeInfo, verdictInfo } from '../vocabulary.js';
+import { VOCAB, agreementText, outcomeInfo, verdictInfo } from '../vocabulary.js';
 
 const FETCH_DELAY_MS = 250; // typing in a control asks once it pauses
 
@@ -42,6 +42,25 @@ function row(parent, html, cls = 'theory-row') {
   p.innerHTML = html;
   parent.append(p);
   return p;
+}
+
+/** Depth ≥ 2: what the theory says about deeper networks and what it leaves open, in the
+ *  vocabulary's words (li2core.vocabulary.DEPTH_NOTE). */
+function depthNote(parent, depth) {
+  const words = VOCAB.depth_note;
+  if (!(depth >= 2) || !words) return;
+  const box = document.createElement('div');
+  box.className = 'depth-note';
+  box.id = 'theory-depth';
+  box.dataset.depth = String(depth);
+  box.append(Object.assign(document.createElement('p'), { className: 'depth-title',
+    textContent: words.title.replace('{depth}', String(depth)) }));
+  const ul = document.createElement('ul');
+  for (const line of words.covers) ul.append(Object.assign(document.createElement('li'),
+    { textContent: line }));
+  box.append(ul, Object.assign(document.createElement('p'), { className: 'depth-open',
+    textContent: words.open }));
+  parent.append(box);
 }
 
 const mark = (ok) => (ok ? '<span class="ok">✓ above</span>'
@@ -118,6 +137,7 @@ export default {
             if (check === 'failed') res.classList.add('warn');
           }
         }
+        depthNote(body, cfg.depth); // what the theory says of deeper networks, read early
         row(body, `<b>${escapeHtml(g.name ?? cfg.group)}</b> · order M = ${g.order ?? '?'} · ` +
           `${st.n_train ?? '?'} training rows of ${(g.order ?? 0) ** 2}`);
         if (typeof pCrit === 'number') {

@@ -96,7 +96,8 @@ CLIPPED_LABELS = """(() => { const svg = document.querySelector('#phase svg');
 
 def test_the_phase_diagram_fills_cell_by_cell(server, page):
     # two batches (two groups): the first batch's cells train, live, while the others wait
-    body = {"name": "live", "base": {"hidden": 16, "steps": 3000, "eval_every": 10,
+    # steps: each batch must train long enough (~2 s) for several 50 ms samples to see it live
+    body = {"name": "live", "base": {"hidden": 16, "steps": 12000, "eval_every": 10,
                                      "snapshot_every": 1000},
             "zipped": {"group": ["Z5", "Z7"], "hidden": [16, 16]},
             "grid": {"train_fraction": [0.3, 0.9]}}

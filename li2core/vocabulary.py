@@ -190,7 +190,8 @@ DEPTH_NOTE: dict[str, object] = {
         "The bottom layer still shows the group's Fourier/irrep features, though distorted "
         "compared with a single hidden layer.",
         "Zero-initialising the top layer (top init scale 0) speeds multi-layer runs up, by up "
-        "to ~10× in the paper's MSE runs.",
+        "to ~10× in the paper's MSE runs; with Adam here the deep presets measured only ~1.2× "
+        "(test accuracy 0.99 at step ~349 vs ~415, 5 seeds).",
     ],
     "open": "Open in the paper: Stage III across layers (how nodes of different layers interact "
             "and diversify). The layers strip shows what happens in this run, without a theory "

@@ -105,26 +105,33 @@ def test_first_view_then_the_default_run_groks_and_a_new_run_starts_clean(browse
     wait_for(page, "document.querySelector('#panel-coverage .panel-meta')"
                    ".textContent.startsWith('step ')", 20)
 
-    # a new run: slow, so nothing of it has arrived when we look
+    # what every plot shows of the first run (x and y of each trace), to tell stale from new
+    signature = """() => [...document.querySelectorAll('#panels .plot')].map((div, i) => ({
+        i, id: div.closest('.panel').id,
+        sig: (div.data || []).length ? JSON.stringify((div.data || []).map((t) => [
+          Array.from(t.x || []), Array.from(t.y || []), t.z ? t.z.length : 0])) : '' }))"""
+    before = page.evaluate(signature)
+    old_meta = page.locator("#panel-coverage .panel-meta").inner_text()
+
+    # a new run whose stream is held back until we have looked: a run starts within a second,
+    # so without holding it its first snapshot could be drawn before we look
+    held = []
+    page.route_web_socket("**/ws/**", lambda ws: held.append(ws))
     set_field(page, "max_steps_per_s", "1")
     page.click("[data-testid=start]")
     wait_for(page, f"window.__li2.runId !== null && window.__li2.runId !== '{first_run}'", 20)
     page.wait_for_timeout(400)  # a few frames for every panel to redraw
-    stale = page.evaluate("""() => {
-        const last = window.__li2.lastStep;
-        const out = [];
-        for (const div of document.querySelectorAll('#panels .plot')) {
-          for (const t of div.data || []) {
-            const xs = Array.from(t.x || []).filter((x) => typeof x === 'number');
-            if (xs.some((x) => x > Math.max(last, 0))) out.push(div.closest('.panel').id);
-          }
-        }
-        return out; }""")
+    after = page.evaluate(signature)
+    stale = [a["id"] for a, b in zip(after, before, strict=True)
+             if a["sig"] and a["sig"] == b["sig"]]
     assert stale == [], f"panels still show the previous run: {stale}"
-    assert not page.locator("#panel-coverage .panel-meta").inner_text().startswith("step ")
+    assert page.locator("#panel-coverage .panel-meta").inner_text() != old_meta
     chips = page.locator("#panel-stage .stage-chip").all_inner_texts()
     assert all(c.endswith(" 0") for c in chips), chips  # only this run's first stage, if any
     assert page.locator("#theory-outcome").count() == 0
+    assert held, "the new run's stream was not held back"
+    for ws in held:
+        ws.connect_to_server()  # let the stream through (forwarded both ways)
     page.click("#stop")
     wait_for(page, "['cancelled', 'completed'].includes(window.__li2.status)", 60)
     assert page.errors == []

@@ -11,21 +11,18 @@ import torch
 
 from .config import RunConfig
 from .data import GroupDataset
-from .model import layer_outputs, loss_fn, mse_target
+from .model import layer_outputs, loss_fn
+from .step import AutogradStep
 
 
-class DeepStep:
+class DeepStep(AutogradStep):
     """step(w, v) → [train loss, train acc] with gradients in w.grad, v.grad and each W_l.grad."""
 
     engine_used = "autograd"
 
     def __init__(self, config: RunConfig, data: GroupDataset, layers: list[torch.Tensor]):
-        self.config, self.m, self.layers = config, data.order, list(layers)
-        tr, te = data.train_idx, data.test_idx
-        self.train_rows = (data.a[tr], data.b[tr], data.label[tr])
-        self.test_rows = (data.a[te], data.b[te], data.label[te])
-        self.t_tr, self.t_te = (mse_target(r[2], self.m) for r in (self.train_rows,
-                                                                      self.test_rows))
+        super().__init__(config, data)
+        self.layers = list(layers)
         self.collect = False  # set by train(): keep each layer's output and ∂J/∂x_l
         self._parts: tuple | None = None
 
@@ -33,9 +30,8 @@ class DeepStep:
         for p in (w, v, *self.layers):
             p.requires_grad_(True)
 
-    def _out(self, w, v, rows) -> torch.Tensor:
-        a, b, _ = rows
-        return layer_outputs(w, self.layers, a, b, self.config.activation)[-1] @ v
+    def _top_features(self, w, a, b) -> torch.Tensor:
+        return layer_outputs(w, self.layers, a, b, self.config.activation)[-1]
 
     def step(self, w: torch.Tensor, v: torch.Tensor, backward: bool = True) -> torch.Tensor:
         a, b, y = self.train_rows
@@ -61,10 +57,3 @@ class DeepStep:
         """((x_l, ∂J/∂x_l) per layer) on the training rows from the last step when it was asked
         to ``collect`` (None at the final step, which takes no backward pass)."""
         return self._parts
-
-    @torch.no_grad()
-    def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = self._out(w, v, self.test_rows)
-        y = self.test_rows[2]
-        return torch.stack([loss_fn(out, y, self.config.loss, self.t_te),
-                            (out.argmax(1) == y).float().mean()])

@@ -10,7 +10,6 @@ import torch
 
 from .config import RunConfig
 from .data import GroupDataset
-from .deep_step import DeepStep
 from .fused import FusedStep
 from .model import features, loss_fn, mse_target, ridge_top_layer
 
@@ -55,10 +54,14 @@ class AutogradStep:
     def forward_parts(self) -> None:
         return None
 
+    def _top_features(self, w: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """What V reads for rows (a, b): σ(XW) here, the last layer's output in a deeper net."""
+        return features(w, a, b, self.config.activation)
+
     @torch.no_grad()
     def evaluate(self, w: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         a, b, y = self.test_rows
-        out = features(w, a, b, self.config.activation) @ v
+        out = self._top_features(w, a, b) @ v
         return torch.stack([loss_fn(out, y, self.config.loss, self.t_te),
                             (out.argmax(1) == y).float().mean()])
 
@@ -79,10 +82,12 @@ class FusedEngine(FusedStep):
 
 
 def make_step(config: RunConfig, data: GroupDataset, layers: list[torch.Tensor] | None = None,
-              ) -> AutogradStep | FusedEngine | DeepStep:
+              ) -> AutogradStep | FusedEngine:
     """The step ``config.engine`` names, over ``data`` (already on the run's device); depth ≥ 2
     (``layers`` = W_2..W_L) always trains through autograd (li2core.deep_step)."""
     if config.depth > 1:
+        from .deep_step import DeepStep  # an AutogradStep: imported here, not in a cycle
+
         return DeepStep(config, data, layers or [])
     if config.engine == "autograd":
         return AutogradStep(config, data)

@@ -42,8 +42,12 @@ def normalised_concentration(comps: Components, spectrum):
     r₀ = concentration_baseline. One lock threshold then means the same on Z_M and S_n."""
     from ..irreps import concentration
 
+    return normalise_raw_concentration(comps, concentration(spectrum))
+
+
+def normalise_raw_concentration(comps: Components, raw):
+    """(raw − r₀)/(1 − r₀) clipped to [0, 1] for a raw max_c P/Σ_c P (numpy or torch)."""
     r0 = concentration_baseline(comps)
-    raw = concentration(spectrum)
     if isinstance(raw, np.ndarray):
         return np.clip((raw - r0) / (1.0 - r0), 0.0, 1.0)
     return ((raw - r0) / (1.0 - r0)).clamp(0.0, 1.0)
@@ -81,11 +85,10 @@ def summarise_spectra(comps: Components, su: torch.Tensor, sv: torch.Tensor,
     (K, C) spectra of a node's two operand sides and its (K,) size ``norms``."""
     k = su.shape[0]
     both = su + sv
-    top, dominant = both.max(dim=1)
+    top, dominant = both.max(dim=1)  # one max for the dominant component and the ratio
     tot = both.sum(dim=1)
-    r0 = concentration_baseline(comps)
-    raw = top / tot.clamp_min(1e-30)
-    conc = torch.where(tot > 0, ((raw - r0) / (1.0 - r0)).clamp(0.0, 1.0), torch.zeros_like(raw))
+    conc = torch.where(tot > 0, normalise_raw_concentration(comps, top / tot.clamp_min(1e-30)),
+                       torch.zeros_like(top))
     agree = su.max(dim=1).indices == sv.max(dim=1).indices  # max: 1.6× faster than argmax
     ref = norms.kthvalue(max(1, math.ceil(0.99 * k))).values
     active = norms >= ACTIVE_FRACTION * ref

@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from . import kernels
 from .model import mse_target
 
 SIGMA_PRIME_SCALE = {"square": 2.0, "relu_square": 2.0, "relu": 1.0, "silu": 1.0}
@@ -97,6 +99,11 @@ def mul_sigma_prime_(d: torch.Tensor, h: torch.Tensor, f: torch.Tensor, scratch:
     raise ValueError(f"activation: unknown {activation!r}")
 
 
+def _bits(x: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor's storage as a uint16 numpy array (no copy), for li2core.kernels."""
+    return x.view(torch.int16).numpy().view(np.uint16)
+
+
 def chunk_rows(k: int, device: torch.device, n: int) -> int:
     """Rows per chunk from the L2 size on a CPU; a GPU takes all rows at once (it wants
     large kernels and has no per-core cache to fit)."""
@@ -118,7 +125,8 @@ class FusedStep:
     def __init__(self, m: int, k: int, activation: str, loss: str, ridge: bool,
                  train_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
                  test_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                 precision: str = "fp32", ridge_reg: float = 1e-3, chunk: int | None = None):
+                 precision: str = "fp32", ridge_reg: float = 1e-3, chunk: int | None = None,
+                 compiled: bool = True):
         a, b, y = train_rows
         self.device = dev = a.device
         self.m, self.k, self.activation, self.loss, self.ridge = m, k, activation, loss, ridge
@@ -134,6 +142,12 @@ class FusedStep:
         self.sets = {name: (torch.stack([ra, rb + m]), ry,
                             mse_target(ry, m) if loss == "mse" else None)
                      for name, (ra, rb, ry) in (("train", train_rows), ("test", test_rows))}
+        # gather, σ, σ′ and the scatter-add as compiled loops (li2core.kernels) where they
+        # serve: the same float32 results in one pass each way instead of seven torch ops
+        self.compiled = compiled and kernels.usable(dev, activation)
+        self.rows_np = ({name: (idx[0].numpy(), idx[1].numpy())
+                         for name, (idx, _, _) in self.sets.items()} if self.compiled else {})
+        self.row_np = np.empty(k, np.float32)  # the bf16 loop's scratch row
         f32 = dict(dtype=torch.float32, device=dev)
         self.h, self.f, self.d = (torch.empty(c, k, **f32) for _ in range(3))
         self.scratch = torch.empty(c, k, **f32)
@@ -202,9 +216,14 @@ class FusedStep:
             self.v_lo.copy_(used)
             self.vt_lo.copy_(self.vt_back)
 
-    def _hidden(self, w: torch.Tensor, idx: torch.Tensor, rows: int) -> tuple:
-        """h and σ(h) of ``rows`` table rows, into the chunk buffers."""
+    def _hidden(self, w: torch.Tensor, idx: torch.Tensor, rows: int,
+                rows_np: tuple | None = None) -> tuple:
+        """h and σ(h) of ``rows`` table rows, into the chunk buffers; with the compiled loop
+        (``rows_np`` = the rows' two index arrays) only σ(h), and h is None."""
         h, f = self.h[:rows], self.f[:rows]
+        if rows_np is not None:
+            kernels.hidden_forward(w.numpy(), *rows_np, f.numpy(), self.activation)
+            return None, f
         torch.index_select(w, 0, idx[0], out=h)
         torch.index_select(w, 0, idx[1], out=f)  # f's buffer as scratch
         h.add_(f)
@@ -220,17 +239,26 @@ class FusedStep:
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
             rows = hi - lo
-            h, f = self._hidden(w, idx_all[:, lo:hi], rows)
+            rows_np = (tuple(x[lo:hi] for x in self.rows_np[name]) if self.compiled
+                       else None)
+            collect = self.collect and name == "train"
             if self.low is None:
+                h, f = self._hidden(w, idx_all[:, lo:hi], rows, rows_np)
                 out = torch.mm(f, self.v_used, out=self.out[:rows])[:, :self.m]
             else:
                 keep = backward and not self.ridge  # rows dV reads after the sweep
                 f_lo = self.f_lo[lo:hi] if keep else self.f_lo[:rows]
-                f_lo.copy_(f)
+                if rows_np is not None and not collect:  # σ(h) straight into bfloat16
+                    h = f = None
+                    kernels.hidden_forward_bf16(w.numpy(), *rows_np, _bits(f_lo),
+                                                self.row_np, self.activation)
+                else:
+                    h, f = self._hidden(w, idx_all[:, lo:hi], rows, rows_np)
+                    f_lo.copy_(f)
                 out = self.out[:rows]
                 out.copy_(f_lo @ self.v_lo)
             y = y_all[lo:hi]
-            if self.collect and name == "train":
+            if collect:
                 self.train_out[lo:hi] = out
                 self.class_sums.index_add_(0, y, f)
                 self.col_sums.add_(f.sum(dim=0))
@@ -238,7 +266,7 @@ class FusedStep:
             if not backward:
                 continue
             out.mul_(scale)  # G = ∂J/∂out
-            self._backward(w, idx_all[:, lo:hi], h, f, out, lo, hi)
+            self._backward(w, idx_all[:, lo:hi], h, f, out, lo, hi, rows_np)
         if backward and not self.ridge:
             if self.low is not None:
                 # dVᵀ = Gᵀσ(h) over all training rows: one bf16 product (Gᵀσ(h) ran at 160
@@ -263,7 +291,7 @@ class FusedStep:
         sums[0] += loss
         sums[1] += hits
 
-    def _backward(self, w, idx, h, f, g, lo: int, hi: int) -> None:
+    def _backward(self, w, idx, h, f, g, lo: int, hi: int, rows_np: tuple | None) -> None:
         rows = hi - lo
         d = self.d[:rows]
         if self.low is None:
@@ -274,6 +302,10 @@ class FusedStep:
             g_lo = self.g_lo[lo:hi]
             g_lo.copy_(g)
             d.copy_(g_lo @ self.vt_lo)
+        if rows_np is not None:
+            kernels.hidden_backward(w.numpy(), *rows_np, d.numpy(), self.grad_w.numpy(),
+                                    self.activation)
+            return
         mul_sigma_prime_(d, h, f, self.scratch[:rows], self.activation)
         self.grad_w.index_add_(0, idx[0], d)
         self.grad_w.index_add_(0, idx[1], d)
@@ -287,7 +319,9 @@ class FusedStep:
         target = mse_target(y_all, self.m)
         for lo in range(0, self.n, self.chunk):
             hi = min(self.n, lo + self.chunk)
-            _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo)
+            rows_np = (tuple(x[lo:hi] for x in self.rows_np["train"]) if self.compiled
+                       else None)
+            _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo, rows_np)
             gram.addmm_(f.T, f)
             rhs.addmm_(f.T, target[lo:hi])
         gram.diagonal().add_(self.ridge_reg)

@@ -148,6 +148,10 @@ class FusedStep:
         self.rows_np = ({name: (idx[0].numpy(), idx[1].numpy())
                          for name, (idx, _, _) in self.sets.items()} if self.compiled else {})
         self.row_np = np.empty(k, np.float32)  # the bf16 loop's scratch row
+        # labels and targets for the compiled mse loss (cross entropy keeps the torch ops)
+        self.mse_np = ({name: (y.numpy(), t.numpy()) for name, (_, y, t) in self.sets.items()}
+                       if self.compiled and loss == "mse" else {})
+        self.sums64 = torch.zeros(2, dtype=torch.float64)
         f32 = dict(dtype=torch.float32, device=dev)
         self.h, self.f, self.d = (torch.empty(c, k, **f32) for _ in range(3))
         self.scratch = torch.empty(c, k, **f32)
@@ -235,6 +239,7 @@ class FusedStep:
         n = idx_all.shape[1]
         sums = self.sums[name]
         sums.zero_()
+        self.sums64.zero_()
         scale = (2.0 if self.loss == "mse" else 1.0) / max(n, 1)
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
@@ -262,10 +267,16 @@ class FusedStep:
                 self.train_out[lo:hi] = out
                 self.class_sums.index_add_(0, y, f)
                 self.col_sums.add_(f.sum(dim=0))
-            self._loss_and_residual(out, y, None if t_all is None else t_all[lo:hi], sums)
+            if name in self.mse_np:  # loss, hits and G = ∂J/∂out in one compiled pass
+                y_np, t_np = self.mse_np[name]
+                kernels.mse_rows(self.out[:rows].numpy(), self.m, y_np[lo:hi], t_np[lo:hi],
+                                 scale, backward, self.sums64.numpy())
+            else:
+                self._loss_and_residual(out, y, None if t_all is None else t_all[lo:hi], sums)
+                if backward:
+                    out.mul_(scale)  # G = ∂J/∂out
             if not backward:
                 continue
-            out.mul_(scale)  # G = ∂J/∂out
             self._backward(w, idx_all[:, lo:hi], h, f, out, lo, hi, rows_np)
         if backward and not self.ridge:
             if self.low is not None:
@@ -273,6 +284,8 @@ class FusedStep:
                 # GFLOP/s against σ(h)ᵀG's 130 at fig3)
                 self.grad_vt.copy_(self.g_lo[:n].T @ self.f_lo[:n])
             self.grad_v.copy_(self.grad_vt.T)
+        if name in self.mse_np:
+            sums.copy_(self.sums64)
         return sums / max(n, 1)
 
     def _loss_and_residual(self, out: torch.Tensor, y: torch.Tensor,

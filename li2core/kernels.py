@@ -90,17 +90,37 @@ def _forward_bf16(w, ia, ib, f_bits, row, code):
             out[j] = (b + bias + ((b >> half) & one)) >> half
 
 
+def _mse_rows(out, m, label, target, scale, residual, sums):
+    """Per row r: hit if the first largest of out[r, :m] is label[r]; loss += ‖out − t‖²
+    (float64); with ``residual``, out[r, :m] ← (out − t)·scale, as sub_ then mul_ would."""
+    loss, hits = 0.0, 0
+    for r in range(out.shape[0]):
+        o, t = out[r], target[r]
+        best = 0
+        for c in range(1, m):
+            if o[c] > o[best]:
+                best = c
+        hits += best == label[r]
+        for c in range(m):
+            e = o[c] - t[c]
+            loss += np.float64(e) * np.float64(e)
+            if residual:
+                o[c] = e * scale
+    sums[0] += loss
+    sums[1] += hits
+
+
 if njit is not None:
     _forward, _backward = _jit(_forward), _jit(_backward)
-    _forward_bf16 = _jit(_forward_bf16)
+    _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
 
 
 def _compiled() -> tuple | None:
-    """(forward, backward, bf16 forward) compiled, or None without numba (or with
+    """(forward, backward, bf16 forward, mse rows) compiled, or None without numba (or with
     LI2_NO_KERNELS=1)."""
     if njit is None or os.environ.get("LI2_NO_KERNELS") == "1":
         return None
-    return _forward, _backward, _forward_bf16
+    return _forward, _backward, _forward_bf16, _mse_rows
 
 
 def usable(device: torch.device, activation: str) -> bool:
@@ -119,6 +139,8 @@ def warm_up() -> bool:
     fns[0](w, idx, idx + 1, np.zeros((1, 4), np.float32), 0)
     fns[1](w, idx, idx + 1, np.zeros((1, 4), np.float32), np.zeros((2, 4), np.float32), 0)
     fns[2](w, idx, idx + 1, np.zeros((1, 4), np.uint16), np.zeros(4, np.float32), 0)
+    fns[3](np.zeros((1, 4), np.float32), 3, idx, np.zeros((1, 3), np.float32), np.float32(1.0),
+           True, np.zeros(2))
     return True
 
 
@@ -140,3 +162,11 @@ def hidden_backward(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, d: np.ndarray
     """grad[ia[r]] += d[r]⊙σ′(h_r)/c and grad[ib[r]] += the same, h_r = w[ia[r]] + w[ib[r]],
     c = li2core.fused.SIGMA_PRIME_SCALE[activation], row by row in index order."""
     _compiled()[1](w, ia, ib, d, grad, CODES[activation])
+
+
+def mse_rows(out: np.ndarray, m: int, label: np.ndarray, target: np.ndarray, scale: float,
+             residual: bool, sums: np.ndarray) -> None:
+    """The mse loss of a block of outputs (first ``m`` columns of ``out``) against
+    ``target`` = e_y − 1/M: adds Σ‖out − t‖² and the argmax hits to ``sums`` (float64, 2) and,
+    with ``residual``, leaves (out − t)·scale in ``out``. One pass instead of six torch ops."""
+    _compiled()[3](out, m, label, target, np.float32(scale), residual, sums)

@@ -1,4 +1,5 @@
-"""Compiled CPU loops for the fused step's memory-bound passes (numba; optional).
+"""Compiled CPU loops for the memory-bound passes of the fused step and the instruments
+(numba; optional).
 
 Eager PyTorch runs h = u_a + v_b, σ(h), σ′ and the scatter-add of ∂J/∂h onto W as one op
 after another, each a full pass over the chunk's n×K activations: two gathers, an add, σ, a
@@ -110,9 +111,70 @@ def _mse_rows(out, m, label, target, scale, residual, sums):
     sums[1] += hits
 
 
+def _class_sums(w, ia, ib, label, sums, code, block):
+    """sums[label[r]] += σ(w[ia[r]] + w[ib[r]]) over the rows, ``block`` columns at a time so
+    that the columns of w and sums being read and written stay in L2."""
+    k = w.shape[1]
+    for lo in range(0, k, block):
+        hi = min(k, lo + block)
+        for r in range(ia.shape[0]):
+            u, v, out = w[ia[r], lo:hi], w[ib[r], lo:hi], sums[label[r], lo:hi]
+            if code == 0:
+                for j in range(hi - lo):
+                    x = u[j] + v[j]
+                    out[j] += x * x
+            elif code == 1:
+                for j in range(hi - lo):
+                    x = u[j] + v[j]
+                    out[j] += x if x > 0 else np.float32(0.0)
+            else:
+                for j in range(hi - lo):
+                    x = u[j] + v[j]
+                    out[j] += x * x if x > 0 else np.float32(0.0)
+
+
+def _component_power(coef, comp, power):
+    """power[s, c] += coef[s, i]² for every basis function i of component c = comp[i] ≥ 0,
+    in order of i (power zeroed by the caller)."""
+    for s in range(coef.shape[0]):
+        for i in range(coef.shape[1]):
+            c = comp[i]
+            if c < 0:
+                continue
+            x, out = coef[s, i], power[s, c]
+            for j in range(x.shape[0]):
+                out[j] += x[j] * x[j]
+
+
+def _spectrum_summary(pu, pv, top, dominant, total, agree):
+    """Per node j of (C, K) powers: the largest P_u + P_v and its first component, their sum
+    over components, and whether u's and v's first largest components agree."""
+    c_count, k = pu.shape
+    top_u, top_v = pu[0].copy(), pv[0].copy()
+    dom_u, dom_v = np.zeros(k, np.int64), np.zeros(k, np.int64)
+    for j in range(k):
+        top[j] = pu[0, j] + pv[0, j]
+        total[j] = top[j]
+        dominant[j] = 0
+    for c in range(1, c_count):
+        for j in range(k):
+            x = pu[c, j] + pv[c, j]
+            total[j] += x
+            if x > top[j]:
+                top[j], dominant[j] = x, c
+            if pu[c, j] > top_u[j]:
+                top_u[j], dom_u[j] = pu[c, j], c
+            if pv[c, j] > top_v[j]:
+                top_v[j], dom_v[j] = pv[c, j], c
+    for j in range(k):
+        agree[j] = dom_u[j] == dom_v[j]
+
+
 if njit is not None:
     _forward, _backward = _jit(_forward), _jit(_backward)
     _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
+    _class_sums, _component_power = _jit(_class_sums), _jit(_component_power)
+    _spectrum_summary = _jit(_spectrum_summary)
 
 
 def _compiled() -> tuple | None:
@@ -129,18 +191,24 @@ def usable(device: torch.device, activation: str) -> bool:
 
 
 def warm_up() -> bool:
-    """Compile (or load from numba's cache) both loops on a tiny block, e.g. in a server's
-    preloaded process, so a run does not pay it; False without numba."""
-    fns = _compiled()
-    if fns is None:
+    """Compile (or load from numba's cache) every loop on tiny blocks of the argument types
+    real calls use, e.g. in a server's preloaded process, so a run does not pay it; False
+    without numba."""
+    if _compiled() is None:
         return False
-    w = np.zeros((2, 4), np.float32)
-    idx = np.zeros(1, np.int64)
-    fns[0](w, idx, idx + 1, np.zeros((1, 4), np.float32), 0)
-    fns[1](w, idx, idx + 1, np.zeros((1, 4), np.float32), np.zeros((2, 4), np.float32), 0)
-    fns[2](w, idx, idx + 1, np.zeros((1, 4), np.uint16), np.zeros(4, np.float32), 0)
-    fns[3](np.zeros((1, 4), np.float32), 3, idx, np.zeros((1, 3), np.float32), np.float32(1.0),
-           True, np.zeros(2))
+    w, d = torch.zeros(4, 8), torch.zeros(2, 8)
+    idx, lab = torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.int64)
+    wn, ia, ib = w.numpy(), idx.numpy(), (idx + 2).numpy()
+    for act in CODES:
+        hidden_forward(wn, ia, ib, d.numpy(), act)
+        hidden_backward(wn, ia, ib, d.numpy(), np.zeros((4, 8), np.float32), act)
+        hidden_forward_bf16(wn, ia, ib, np.zeros((2, 8), np.uint16), np.zeros(8, np.float32),
+                            act)
+        class_sums(w, idx, idx + 2, lab, 3, act)
+    mse_rows(np.zeros((2, 4), np.float32), 3, lab.numpy(), np.zeros((2, 3), np.float32), 1.0,
+             True, np.zeros(2))
+    component_power(torch.zeros(2, 3, 8), np.array([-1, 0, 0]), 1)
+    spectrum_summary(torch.zeros(2, 8), torch.zeros(2, 8))
     return True
 
 
@@ -170,3 +238,41 @@ def mse_rows(out: np.ndarray, m: int, label: np.ndarray, target: np.ndarray, sca
     ``target`` = e_y − 1/M: adds Σ‖out − t‖² and the argmax hits to ``sums`` (float64, 2) and,
     with ``residual``, leaves (out − t)·scale in ``out``. One pass instead of six torch ops."""
     _compiled()[3](out, m, label, target, np.float32(scale), residual, sums)
+
+
+# -- instruments (li2core.instruments) -------------------------------------------------------
+CLASS_SUM_BLOCK = 512  # columns per pass of class_sums: w's and the sums' columns stay in L2
+
+
+def instruments_usable(x: torch.Tensor) -> bool:
+    """Whether the instruments' loops serve tensors like ``x`` (CPU float32, numba present)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and _compiled() is not None
+
+
+def class_sums(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, label: torch.Tensor,
+               m: int, activation: str) -> torch.Tensor:
+    """(M, K) per-class sums Σ_{r: label r = c} σ(w[a_r] + w[b_r]) (b already shifted by M),
+    float32 accumulated row by row, as index_add_ does."""
+    sums = torch.zeros(m, w.shape[1], dtype=w.dtype)
+    _class_sums(w.contiguous().numpy(), a.numpy(), b.numpy(), label.numpy(), sums.numpy(),
+                CODES[activation], CLASS_SUM_BLOCK)
+    return sums
+
+
+def component_power(coef: torch.Tensor, comp: np.ndarray, count: int) -> torch.Tensor:
+    """(S, C, K) powers Σ_{i in c} coef[s, i]² from (S, M, K) coefficients; ``comp`` (M,) the
+    component of each basis function, −1 for the trivial one (left out)."""
+    power = torch.zeros(coef.shape[0], count, coef.shape[2], dtype=coef.dtype)
+    _component_power(coef.contiguous().numpy(), comp, power.numpy())
+    return power
+
+
+def spectrum_summary(pu: torch.Tensor, pv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(top, dominant, total, agree) per node from two (C, K) power arrays, C ≥ 1: the
+    reductions summarise_spectra needs, in one pass instead of three max and a sum."""
+    k = pu.shape[1]
+    top, total = torch.empty(k, dtype=pu.dtype), torch.empty(k, dtype=pu.dtype)
+    dominant, agree = torch.empty(k, dtype=torch.int64), torch.empty(k, dtype=torch.bool)
+    _spectrum_summary(pu.contiguous().numpy(), pv.contiguous().numpy(), top.numpy(),
+                      dominant.numpy(), total.numpy(), agree.numpy())
+    return top, dominant, total, agree

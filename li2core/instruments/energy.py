@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import kernels
 from .hidden import HiddenBlocks, column_norms
 
 # memorising: train/full energy ≥ 3 × a random node's ratio, and train energy ≥ 3 × a random
@@ -39,6 +40,11 @@ def node_energy(hb: HiddenBlocks, w: torch.Tensor, label: torch.Tensor, activati
     m = w.shape[0] // 2
     wn = w / column_norms(w).clamp_min(1e-30)
     freq = torch.bincount(label, minlength=m).to(w.dtype) / hb.n
+    if kernels.instruments_usable(w) and activation in kernels.CODES:
+        # one pass over the rows per block of nodes (fig3's 7057 rows: ~17 → ~4 ms)
+        sums = kernels.class_sums(wn, hb.a, hb.b_shift, label, m, activation)
+        sums -= freq[:, None] * sums.sum(dim=0, keepdim=True)
+        return 0.5 * sums.square().sum(dim=0)
     out = torch.empty(w.shape[1], dtype=w.dtype, device=w.device)
     for sl, _, f in hb.blocks(wn, activation):
         sums = torch.zeros(m, f.shape[1], dtype=f.dtype, device=f.device).index_add_(0, label, f)

@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     LI2_DATA_DIR=/data \
-    LI2_PORT=8000
+    LI2_PORT=8000 \
+    NUMBA_CACHE_DIR=/home/li2/.cache/numba
 
 # Settings and the user come before the ~1 GB of torch: each later instruction is a new layer
 # that a copying storage driver (vfs) duplicates whole, so few of them follow torch.
@@ -32,7 +33,11 @@ RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
 
 # .dockerignore lets in only pyproject.toml, README.md and the four packages
 COPY . .
-RUN pip install .
+# the compiled loops of li2core/kernels.py built once here, in the cache the server's user reads
+# (one layer with the install: each layer after torch is a full copy under vfs)
+RUN pip install . \
+    && python -c "from li2core import kernels; assert kernels.warm_up()" \
+    && chown -R 10001:10001 /home/li2/.cache
 
 # numeric, so the host and orchestrators can tell it is not root without reading /etc/passwd
 USER 10001:10001

@@ -19,8 +19,9 @@ from .worker import job_process
 
 # imported once by the forkserver, so each fork starts training without re-importing torch
 # torch._dynamo: torch.optim imports it lazily at the first optimizer (~2 s), which would
-# otherwise delay the start of every run
-PRELOAD = ["torch", "torch._dynamo", "li2core.train", "li2core.batched", "server.jobs.worker"]
+# otherwise delay the start of every run; server.jobs.preload compiles li2core.kernels
+PRELOAD = ["torch", "torch._dynamo", "li2core.train", "li2core.batched", "server.jobs.worker",
+           "server.jobs.preload"]
 
 
 @dataclass(eq=False)

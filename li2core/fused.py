@@ -175,6 +175,7 @@ class FusedStep:
             rows_lo = max(n, c)
             self.f_lo, self.g_lo = torch.empty(rows_lo, k, **lo), torch.empty(rows_lo, m, **lo)
             self.v_lo, self.vt_lo = torch.empty(k, m, **lo), torch.empty(m, k, **lo)
+            self.d_lo = torch.empty(c, k, **lo)
         # with ``collect`` set, a step also keeps what instruments read of the forward pass:
         # outputs (n, M), class sums YᵀF (M, K) and column sums 𝟙ᵀF (K,) of σ(h)
         self.collect = False
@@ -314,6 +315,11 @@ class FusedStep:
         else:
             g_lo = self.g_lo[lo:hi]
             g_lo.copy_(g)
+            if rows_np is not None:  # the loop reads the bfloat16 product: no float32 copy
+                d_lo = torch.mm(g_lo, self.vt_lo, out=self.d_lo[:rows])
+                kernels.hidden_backward_bf16(w.numpy(), *rows_np, _bits(d_lo), self.row_np,
+                                             self.grad_w.numpy(), self.activation)
+                return
             d.copy_(g_lo @ self.vt_lo)
         if rows_np is not None:
             kernels.hidden_backward(w.numpy(), *rows_np, d.numpy(), self.grad_w.numpy(),

@@ -170,31 +170,40 @@ def _spectrum_summary(pu, pv, top, dominant, total, agree):
         agree[j] = dom_u[j] == dom_v[j]
 
 
+def _backward_bf16(w, ia, ib, d_bits, row, grad, code):
+    """_backward with d given as bfloat16 bits (uint16): each row widened exactly into the
+    float32 scratch ``row`` first."""
+    row_bits = row.view(np.uint32)
+    for r in range(ia.shape[0]):
+        src = d_bits[r]
+        for j in range(row.shape[0]):
+            row_bits[j] = np.uint32(src[j]) << np.uint32(16)
+        _backward(w, ia[r:r + 1], ib[r:r + 1], row.reshape(1, -1), grad, code)
+
+
 if njit is not None:
     _forward, _backward = _jit(_forward), _jit(_backward)
+    _backward_bf16 = _jit(_backward_bf16)
     _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
     _class_sums, _component_power = _jit(_class_sums), _jit(_component_power)
     _spectrum_summary = _jit(_spectrum_summary)
 
 
-def _compiled() -> tuple | None:
-    """(forward, backward, bf16 forward, mse rows) compiled, or None without numba (or with
-    LI2_NO_KERNELS=1)."""
-    if njit is None or os.environ.get("LI2_NO_KERNELS") == "1":
-        return None
-    return _forward, _backward, _forward_bf16, _mse_rows
+def available() -> bool:
+    """Whether the loops are compiled here: numba importable and LI2_NO_KERNELS not 1."""
+    return njit is not None and os.environ.get("LI2_NO_KERNELS") != "1"
 
 
 def usable(device: torch.device, activation: str) -> bool:
     """Whether the compiled loops serve this run (CPU, a supported σ, numba importable)."""
-    return device.type == "cpu" and activation in CODES and _compiled() is not None
+    return device.type == "cpu" and activation in CODES and available()
 
 
 def warm_up() -> bool:
     """Compile (or load from numba's cache) every loop on tiny blocks of the argument types
     real calls use, e.g. in a server's preloaded process, so a run does not pay it; False
     without numba."""
-    if _compiled() is None:
+    if not available():
         return False
     w, d = torch.zeros(4, 8), torch.zeros(2, 8)
     idx, lab = torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.int64)
@@ -204,6 +213,8 @@ def warm_up() -> bool:
         hidden_backward(wn, ia, ib, d.numpy(), np.zeros((4, 8), np.float32), act)
         hidden_forward_bf16(wn, ia, ib, np.zeros((2, 8), np.uint16), np.zeros(8, np.float32),
                             act)
+        hidden_backward_bf16(wn, ia, ib, np.zeros((2, 8), np.uint16), np.zeros(8, np.float32),
+                             np.zeros((4, 8), np.float32), act)
         class_sums(w, idx, idx + 2, lab, 3, act)
     mse_rows(np.zeros((2, 4), np.float32), 3, lab.numpy(), np.zeros((2, 3), np.float32), 1.0,
              True, np.zeros(2))
@@ -215,21 +226,27 @@ def warm_up() -> bool:
 def hidden_forward(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, f: np.ndarray,
                    activation: str) -> None:
     """f[r] ← σ(w[ia[r]] + w[ib[r]]) for the rows of the block (float32, C-contiguous)."""
-    _compiled()[0](w, ia, ib, f, CODES[activation])
+    _forward(w, ia, ib, f, CODES[activation])
 
 
 def hidden_forward_bf16(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, f_bits: np.ndarray,
                         row: np.ndarray, activation: str) -> None:
     """As hidden_forward, written as bfloat16 (the bits, uint16) without a float32 block;
     ``row``: a float32 scratch array of K entries."""
-    _compiled()[2](w, ia, ib, f_bits, row, CODES[activation])
+    _forward_bf16(w, ia, ib, f_bits, row, CODES[activation])
+
+
+def hidden_backward_bf16(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, d_bits: np.ndarray,
+                         row: np.ndarray, grad: np.ndarray, activation: str) -> None:
+    """As hidden_backward with d in bfloat16 (its bits, uint16); ``row``: float32 scratch (K)."""
+    _backward_bf16(w, ia, ib, d_bits, row, grad, CODES[activation])
 
 
 def hidden_backward(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, d: np.ndarray,
                     grad: np.ndarray, activation: str) -> None:
     """grad[ia[r]] += d[r]⊙σ′(h_r)/c and grad[ib[r]] += the same, h_r = w[ia[r]] + w[ib[r]],
     c = li2core.fused.SIGMA_PRIME_SCALE[activation], row by row in index order."""
-    _compiled()[1](w, ia, ib, d, grad, CODES[activation])
+    _backward(w, ia, ib, d, grad, CODES[activation])
 
 
 def mse_rows(out: np.ndarray, m: int, label: np.ndarray, target: np.ndarray, scale: float,
@@ -237,7 +254,7 @@ def mse_rows(out: np.ndarray, m: int, label: np.ndarray, target: np.ndarray, sca
     """The mse loss of a block of outputs (first ``m`` columns of ``out``) against
     ``target`` = e_y − 1/M: adds Σ‖out − t‖² and the argmax hits to ``sums`` (float64, 2) and,
     with ``residual``, leaves (out − t)·scale in ``out``. One pass instead of six torch ops."""
-    _compiled()[3](out, m, label, target, np.float32(scale), residual, sums)
+    _mse_rows(out, m, label, target, np.float32(scale), residual, sums)
 
 
 # -- instruments (li2core.instruments) -------------------------------------------------------
@@ -246,7 +263,7 @@ CLASS_SUM_BLOCK = 512  # columns per pass of class_sums: w's and the sums' colum
 
 def instruments_usable(x: torch.Tensor) -> bool:
     """Whether the instruments' loops serve tensors like ``x`` (CPU float32, numba present)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and _compiled() is not None
+    return x.device.type == "cpu" and x.dtype == torch.float32 and available()
 
 
 def class_sums(w: torch.Tensor, a: torch.Tensor, b: torch.Tensor, label: torch.Tensor,

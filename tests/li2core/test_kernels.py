@@ -48,7 +48,7 @@ def test_forward_and_backward_are_the_torch_ops_bit_for_bit(activation):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_bf16_forward_rounds_as_torch_does(activation):
+def test_bf16_forward_rounds_as_torch_does_and_backward_widens_exactly(activation):
     w, a, b, _ = _rows(1)
     f = torch.empty(ROWS, K)
     kernels.hidden_forward(w.numpy(), a.numpy(), b.numpy(), f.numpy(), activation)
@@ -57,6 +57,14 @@ def test_bf16_forward_rounds_as_torch_does(activation):
                                 lo.view(torch.int16).numpy().view(np.uint16),
                                 np.empty(K, np.float32), activation)
     assert torch.equal(lo, f.to(torch.bfloat16))
+
+    g, g_ref = torch.zeros_like(w), torch.zeros_like(w)
+    kernels.hidden_backward(w.numpy(), a.numpy(), b.numpy(), lo.float().numpy(), g_ref.numpy(),
+                            activation)
+    kernels.hidden_backward_bf16(w.numpy(), a.numpy(), b.numpy(),
+                                 lo.view(torch.int16).numpy().view(np.uint16),
+                                 np.empty(K, np.float32), g.numpy(), activation)
+    assert torch.equal(g, g_ref) and float(g.abs().sum()) > 0
 
 
 def test_mse_rows_loss_hits_and_residual():

@@ -181,6 +181,11 @@ class FusedStep:
         self.collect = False
         self.train_out = torch.empty(0, m, **f32)
         self.class_sums, self.col_sums = torch.empty(m, k, **f32), torch.empty(k, **f32)
+        # numpy views of the buffers the compiled loops read and write (bfloat16 as its bits)
+        self.np = {} if not self.compiled else {
+            "f": self.f.numpy(), "d": self.d.numpy(), "out": self.out.numpy(),
+            "grad_w": self.grad_w.numpy(), "sums": self.sums64.numpy(),
+            **({"f_lo": _bits(self.f_lo), "d_lo": _bits(self.d_lo)} if self.low else {})}
 
     # -- public ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -224,10 +229,10 @@ class FusedStep:
     def _hidden(self, w: torch.Tensor, idx: torch.Tensor, rows: int,
                 rows_np: tuple | None = None) -> tuple:
         """h and σ(h) of ``rows`` table rows, into the chunk buffers; with the compiled loop
-        (``rows_np`` = the rows' two index arrays) only σ(h), and h is None."""
+        (``rows_np`` = W and the rows' two index arrays, numpy) only σ(h), and h is None."""
         h, f = self.h[:rows], self.f[:rows]
         if rows_np is not None:
-            kernels.hidden_forward(w.numpy(), *rows_np, f.numpy(), self.activation)
+            kernels.hidden_forward(*rows_np, self.np["f"][:rows], self.activation)
             return None, f
         torch.index_select(w, 0, idx[0], out=h)
         torch.index_select(w, 0, idx[1], out=f)  # f's buffer as scratch
@@ -242,10 +247,11 @@ class FusedStep:
         sums.zero_()
         self.sums64.zero_()
         scale = (2.0 if self.loss == "mse" else 1.0) / max(n, 1)
+        w_np = w.numpy() if self.compiled else None  # numpy views made once, sliced per chunk
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
             rows = hi - lo
-            rows_np = (tuple(x[lo:hi] for x in self.rows_np[name]) if self.compiled
+            rows_np = ((w_np, *(x[lo:hi] for x in self.rows_np[name])) if self.compiled
                        else None)
             collect = self.collect and name == "train"
             if self.low is None:
@@ -256,8 +262,9 @@ class FusedStep:
                 f_lo = self.f_lo[lo:hi] if keep else self.f_lo[:rows]
                 if rows_np is not None and not collect:  # σ(h) straight into bfloat16
                     h = f = None
-                    kernels.hidden_forward_bf16(w.numpy(), *rows_np, _bits(f_lo),
-                                                self.row_np, self.activation)
+                    kernels.hidden_forward_bf16(*rows_np, self.np["f_lo"][lo:hi] if keep
+                                                else self.np["f_lo"][:rows], self.row_np,
+                                                self.activation)
                 else:
                     h, f = self._hidden(w, idx_all[:, lo:hi], rows, rows_np)
                     f_lo.copy_(f)
@@ -270,8 +277,8 @@ class FusedStep:
                 self.col_sums.add_(f.sum(dim=0))
             if name in self.mse_np:  # loss, hits and G = ∂J/∂out in one compiled pass
                 y_np, t_np = self.mse_np[name]
-                kernels.mse_rows(self.out[:rows].numpy(), self.m, y_np[lo:hi], t_np[lo:hi],
-                                 scale, backward, self.sums64.numpy())
+                kernels.mse_rows(self.np["out"][:rows], self.m, y_np[lo:hi], t_np[lo:hi],
+                                 scale, backward, self.np["sums"])
             else:
                 self._loss_and_residual(out, y, None if t_all is None else t_all[lo:hi], sums)
                 if backward:
@@ -316,13 +323,13 @@ class FusedStep:
             g_lo = self.g_lo[lo:hi]
             g_lo.copy_(g)
             if rows_np is not None:  # the loop reads the bfloat16 product: no float32 copy
-                d_lo = torch.mm(g_lo, self.vt_lo, out=self.d_lo[:rows])
-                kernels.hidden_backward_bf16(w.numpy(), *rows_np, _bits(d_lo), self.row_np,
-                                             self.grad_w.numpy(), self.activation)
+                torch.mm(g_lo, self.vt_lo, out=self.d_lo[:rows])
+                kernels.hidden_backward_bf16(*rows_np, self.np["d_lo"][:rows], self.row_np,
+                                             self.np["grad_w"], self.activation)
                 return
             d.copy_(g_lo @ self.vt_lo)
         if rows_np is not None:
-            kernels.hidden_backward(w.numpy(), *rows_np, d.numpy(), self.grad_w.numpy(),
+            kernels.hidden_backward(*rows_np, self.np["d"][:rows], self.np["grad_w"],
                                     self.activation)
             return
         mul_sigma_prime_(d, h, f, self.scratch[:rows], self.activation)
@@ -338,8 +345,8 @@ class FusedStep:
         target = mse_target(y_all, self.m)
         for lo in range(0, self.n, self.chunk):
             hi = min(self.n, lo + self.chunk)
-            rows_np = (tuple(x[lo:hi] for x in self.rows_np["train"]) if self.compiled
-                       else None)
+            rows_np = ((w.numpy(), *(x[lo:hi] for x in self.rows_np["train"]))
+                       if self.compiled else None)
             _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo, rows_np)
             gram.addmm_(f.T, f)
             rhs.addmm_(f.T, target[lo:hi])

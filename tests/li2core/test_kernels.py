@@ -149,6 +149,20 @@ def test_trajectory_with_and_without_the_loops(monkeypatch):
     np.testing.assert_allclose(fast, run(), rtol=1e-4, atol=1e-6)
 
 
+def test_motion_update_matches_the_float32_difference_form():
+    from li2core.instruments.gradient import motion
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(26, 40, generator=gen)
+    for size in (1e-2, 1e-4):  # down to the ~1e-9 of one small step
+        prev = x + size * torch.randn(26, 40, generator=gen)
+        ref = motion(x, prev)
+        stored = prev.clone()
+        assert kernels.motion_update(x, stored) == pytest.approx(ref, rel=1e-3)
+        assert torch.equal(stored, x)  # the stored copy is refreshed
+    assert kernels.motion_update(torch.zeros(3), torch.ones(3)) == 0.0
+
+
 def test_warm_up_compiles_every_loop():
     assert kernels.warm_up()
     assert kernels.usable(torch.device("cpu"), "square")

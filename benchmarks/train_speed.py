@@ -3,6 +3,7 @@
 - bare loop: an ordinary PyTorch autograd loop (gather, σ, matmul, mse, Adam), metrics every 10;
 - train() as shipped: ``li2 train --preset fig3`` (instruments on, metrics every step,
   snapshots every 10), with the autograd engine (before issue 10) and the fused one, fp32/bf16;
+- the same with every event written to a run folder, as ``li2 train`` does;
 - the fused step alone (instruments off), fp32 and bf16;
 
 each with the fraction of this core's matrix-product rate at the step's shapes it reaches.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +67,28 @@ def trained(cfg: RunConfig, instruments: bool) -> float:
             t0 = time.process_time()
         if event.kind == "finished":
             return event.summary["steps_done"] / (time.process_time() - t0)
+    raise RuntimeError("train() ended without a summary")
+
+
+def cli_path(cfg: RunConfig) -> float:
+    """Steps per CPU second of what ``li2 train`` does: train() with every event written to a
+    run folder (li2core.runfolder), from the first metrics row to the summary."""
+    import tempfile
+
+    from li2core.runfolder import RunFolder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = RunFolder(Path(tmp) / "run")
+        t0 = None
+        try:
+            for event in train(cfg):
+                folder.write(event)
+                if event.kind == "metrics" and t0 is None:
+                    t0 = time.process_time()
+                if event.kind == "finished":
+                    return event.summary["steps_done"] / (time.process_time() - t0)
+        finally:
+            folder.close()
     raise RuntimeError("train() ended without a summary")
 
 
@@ -167,6 +191,9 @@ def main() -> None:
             lambda: trained(fig3, True), "fp32", 1),
         "train() precision=bf16, instruments on": (
             lambda: trained(fig3.with_(precision="bf16"), True), "bf16", 1),
+        "li2 train (run folder written), fp32": (lambda: cli_path(fig3), "fp32", 1),
+        "li2 train (run folder written), bf16": (
+            lambda: cli_path(fig3.with_(precision="bf16")), "bf16", 1),
         "fused fp32 step, instruments off": (lambda: trained(fig3, False), "fp32", 1),
         "fused bf16 step, instruments off": (
             lambda: trained(fig3.with_(precision="bf16"), False), "bf16", 1),

@@ -43,8 +43,9 @@ class RunFolder:
             self._stages.write(json.dumps(rec, default=_jsonable) + "\n")
             self._stages.flush()
         elif isinstance(event, Snapshot):
-            np.savez_compressed(self.path / "snapshots" / f"step_{event.step:06d}.npz",
-                                **event.arrays)
+            # uncompressed: float32 weights and spectra deflate by ~10 % only, and compressing
+            # a fig3 snapshot (2.7 MB) took 95 ms against 4 ms, on the training loop's thread
+            np.savez(self.path / "snapshots" / f"step_{event.step:06d}.npz", **event.arrays)
         elif isinstance(event, Finished):
             (self.path / "summary.json").write_text(
                 json.dumps(event.summary, indent=2, default=_jsonable))

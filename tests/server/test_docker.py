@@ -55,7 +55,10 @@ def test_dockerfile_shape():
     assert ins[0] == ("ARG", "BASE_IMAGE=python:3.11-slim") and ins[1] == ("FROM", "${BASE_IMAGE}")
     torch_step, project_step = pip_install_steps()
     assert torch_step == ["--index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"]
-    assert project_step == ["."]
+    assert project_step[:2] == [".", "&&"]
+    # the same layer compiles li2core's numba loops into the cache the server's user reads
+    assert "kernels.warm_up()" in " ".join(project_step)
+    assert any("NUMBA_CACHE_DIR=/home/li2/.cache/numba" in a for w, a in ins if w == "ENV")
     user = [a for w, a in ins if w == "USER"]
     assert user and user[-1] not in ("root", "0")
     # the last instruction: everything the server runs, it runs as this user

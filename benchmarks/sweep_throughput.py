@@ -10,17 +10,24 @@ both columns are wall seconds. ``--repeat N`` times each side N times, alternati
 the fastest: on a shared machine single timings of the same sweep vary by ±10%.
 
 ``--preset NAME [--set field=value …]`` instead times one named sweep (batched, as ``li2 sweep
---preset NAME`` runs it) in CPU seconds and prints its outcome counts. Before/after a change,
-run it once against each tree:
+--preset NAME`` runs it) in CPU seconds and prints its outcome counts. ``--before DIR`` times it
+against an older li2core too, each side in its own process, alternating ``--repeat`` times:
 
     git archive <old commit> li2core | tar -x -C /tmp/before
-    PYTHONPATH=/tmp/before .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
+    .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before
+
+``--floor`` adds the preset's matrix-product floor: the three products of every training step
+and the whole-table product of every evaluation, timed alone at each batch's shapes; no engine
+that keeps fp32 products can run the sweep faster than that.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import torch
@@ -54,10 +61,8 @@ def fastest(fns, repeat: int):
     return best
 
 
-def time_preset(name: str, sets: list[str]) -> None:
-    """CPU and wall seconds of one batched run of a sweep preset, and its outcome counts."""
-    from collections import Counter
-
+def preset_sweep(name: str, sets: list[str]):
+    """The named sweep with ``field=value`` changes to its base run."""
     from li2core.sweep_presets import get_sweep_preset
 
     sweep = get_sweep_preset(name)
@@ -67,9 +72,77 @@ def time_preset(name: str, sets: list[str]) -> None:
             key, value = pair.split("=", 1)
             changes[key] = int(value) if value.isdigit() else value
         sweep = sweep.model_copy(update={"base": sweep.base.with_(**changes)})
-    results, cpu, wall = timed(lambda: run_sweep(sweep))
-    print(f"{name} {' '.join(sets)}: {cpu:.1f} CPU s, {wall:.1f} wall s, "
-          f"{dict(Counter(r.outcome for r in results))}")
+    return sweep
+
+
+def time_preset(name: str, sets: list[str]) -> dict:
+    """CPU and wall seconds of one batched run of a sweep preset, its outcomes and finals."""
+    from collections import Counter
+
+    results, cpu, wall = timed(lambda: run_sweep(preset_sweep(name, sets)))
+    return {"cpu": cpu, "wall": wall, "outcomes": dict(Counter(r.outcome for r in results)),
+            "final": [[r.final.get("train_acc"), r.final.get("test_acc")] for r in results]}
+
+
+def compare_trees(name: str, sets: list[str], before: str, repeat: int) -> None:
+    """Time the preset with li2core from ``before`` and from this tree, alternating, each run in
+    a fresh process (one torch thread); keep each side's fastest."""
+    trees = {"before": before, "after": os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))}
+    args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
+            *[f"--set={x}" for x in sets]]
+    best: dict[str, dict] = {}
+    for _ in range(repeat):
+        for side, tree in trees.items():
+            out = subprocess.run(args, env={**os.environ, "PYTHONPATH": tree}, check=True,
+                                 capture_output=True, text=True).stdout
+            got = json.loads(out.strip().splitlines()[-1])
+            print(f"  {side}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
+            if side not in best or got["cpu"] < best[side]["cpu"]:
+                best[side] = got
+    b, a = best["before"], best["after"]
+    drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], a["final"], strict=True))
+    print(f"{name} {' '.join(sets)}, best of {repeat}: before {b['cpu']:.1f} CPU s "
+          f"{b['outcomes']}, after {a['cpu']:.1f} CPU s {a['outcomes']}: "
+          f"{b['cpu'] / a['cpu']:.2f}×; largest final test-acc difference {drift:.4f}")
+
+
+def best_of(fn, reps: int = 20) -> float:
+    """Seconds per call of ``fn``: the fastest of 3 rounds of ``reps`` calls, after a warm-up."""
+    fn()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        times.append((time.perf_counter() - t) / reps)
+    return min(times)
+
+
+def product_seconds(r: int, m: int, k: int, n: int) -> tuple[float, float, float]:
+    """Seconds of a batch's training-rows forward product, its two backward products and the
+    whole-table forward product, each alone (the engine's layouts, random operands)."""
+    vt, f = torch.randn(r, m, k), torch.randn(r, m * m, k)
+    out, g, d_h = torch.empty(r, m, m * m), torch.randn(r, m, n), torch.empty(r, n, k)
+    return (best_of(lambda: torch.bmm(vt, f[:, :n].mT, out=out[:, :, :n])),
+            best_of(lambda: (torch.bmm(g.mT, vt, out=d_h), torch.bmm(g, f[:, :n]))),
+            best_of(lambda: torch.bmm(vt, f.mT, out=out)))
+
+
+def product_floor(name: str, sets: list[str]) -> float:
+    """Seconds the sweep's matrix products take alone (fp32, hot caches), summed over batches."""
+    from li2core.batched import BatchedRuns, plan_batches
+
+    configs = preset_sweep(name, sets).configs()
+    total = 0.0
+    for part in plan_batches(configs):
+        cs = [configs[i] for i in part]
+        b = BatchedRuns(cs)
+        forward, backward, table = product_seconds(b.runs, b.m, b.k, b.n_max)
+        steps, every = cs[0].steps, min(c.eval_every for c in cs)
+        evals = steps // every + 1
+        total += steps * backward + (steps + 1 - evals) * forward + evals * table
+    return total
 
 
 def main() -> None:
@@ -77,6 +150,11 @@ def main() -> None:
     parser.add_argument("--preset", help="time this sweep preset instead of the 16-run cases")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --preset: change a field of the sweep's base run")
+    parser.add_argument("--before", metavar="DIR",
+                        help="with --preset: also time li2core from DIR, alternating")
+    parser.add_argument("--floor", action="store_true",
+                        help="with --preset: print the matrix-product floor too")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -86,7 +164,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.preset:
-        time_preset(args.preset, args.set)
+        if args.before:
+            compare_trees(args.preset, args.set, args.before, args.repeat)
+        elif args.json:
+            print(json.dumps(time_preset(args.preset, args.set)))
+        else:
+            got = time_preset(args.preset, args.set)
+            print(f"{args.preset} {' '.join(args.set)}: {got['cpu']:.1f} CPU s, "
+                  f"{got['wall']:.1f} wall s, {got['outcomes']}")
+        if args.floor:
+            print(f"matrix products alone: {product_floor(args.preset, args.set):.1f} s")
         return
     # the first torch.optim step imports torch._dynamo (seconds): keep it out of the timing
     list(train(RunConfig(group="Z5", hidden=8, steps=2, device=args.device), instruments=False))

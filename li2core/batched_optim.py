@@ -57,7 +57,9 @@ class BatchedAdam:
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if i not in self.state:
                 self.state[i] = (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p))
-            if not (self._fused is not None and p[0].is_contiguous() and g[0].is_contiguous()
+            # each run's slice must be contiguous (a whole contiguous tensor's are)
+            runs_contiguous = all(x.is_contiguous() or x[0].is_contiguous() for x in (p, g))
+            if not (self._fused is not None and runs_contiguous
                     and self._fused_step(i, p, g, *self.state[i][:2])):
                 self._tensor_step(p, g, *self.state[i])
 

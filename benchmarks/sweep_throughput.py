@@ -10,8 +10,9 @@ both columns are wall seconds. ``--repeat N`` times each side N times, alternati
 the fastest: on a shared machine single timings of the same sweep vary by ±10%.
 
 ``--preset NAME [--set field=value …]`` instead times one named sweep (batched, as ``li2 sweep
---preset NAME`` runs it) in CPU seconds and prints its outcome counts. ``--before DIR`` times it
-against an older li2core too, each side in its own process, alternating ``--repeat`` times:
+--preset NAME`` runs it) in CPU seconds and prints its outcome counts. ``--before DIR`` (repeatable)
+times it against an older li2core too, each side in its own process, alternating ``--repeat``
+times:
 
     git archive <old commit> li2core | tar -x -C /tmp/before
     .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before
@@ -84,27 +85,30 @@ def time_preset(name: str, sets: list[str]) -> dict:
             "final": [[r.final.get("train_acc"), r.final.get("test_acc")] for r in results]}
 
 
-def compare_trees(name: str, sets: list[str], before: str, repeat: int) -> None:
-    """Time the preset with li2core from ``before`` and from this tree, alternating, each run in
-    a fresh process (one torch thread); keep each side's fastest."""
-    trees = {"before": before, "after": os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__)))}
+def compare_trees(name: str, sets: list[str], older: list[str], repeat: int) -> None:
+    """Time the preset with li2core from each ``older`` tree and from this one, alternating,
+    each run in a fresh process (one torch thread); keep each side's fastest."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = [*older, here]
     args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
             *[f"--set={x}" for x in sets]]
     best: dict[str, dict] = {}
     for _ in range(repeat):
-        for side, tree in trees.items():
+        for tree in trees:
             out = subprocess.run(args, env={**os.environ, "PYTHONPATH": tree}, check=True,
                                  capture_output=True, text=True).stdout
             got = json.loads(out.strip().splitlines()[-1])
-            print(f"  {side}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
-            if side not in best or got["cpu"] < best[side]["cpu"]:
-                best[side] = got
-    b, a = best["before"], best["after"]
-    drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], a["final"], strict=True))
-    print(f"{name} {' '.join(sets)}, best of {repeat}: before {b['cpu']:.1f} CPU s "
-          f"{b['outcomes']}, after {a['cpu']:.1f} CPU s {a['outcomes']}: "
-          f"{b['cpu'] / a['cpu']:.2f}×; largest final test-acc difference {drift:.4f}")
+            print(f"  {tree}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
+            if tree not in best or got["cpu"] < best[tree]["cpu"]:
+                best[tree] = got
+    after = best[here]
+    print(f"{name} {' '.join(sets)}, best of {repeat} per side, CPU seconds:")
+    for tree in trees:
+        b = best[tree]
+        drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], after["final"], strict=True))
+        print(f"  {'this tree' if tree == here else tree}: {b['cpu']:.1f} s, this tree "
+              f"{b['cpu'] / after['cpu']:.2f}× as fast; {b['outcomes']}; largest final "
+              f"test-acc difference from this tree {drift:.4f}")
 
 
 def best_of(fn, reps: int = 20) -> float:
@@ -150,8 +154,8 @@ def main() -> None:
     parser.add_argument("--preset", help="time this sweep preset instead of the 16-run cases")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --preset: change a field of the sweep's base run")
-    parser.add_argument("--before", metavar="DIR",
-                        help="with --preset: also time li2core from DIR, alternating")
+    parser.add_argument("--before", metavar="DIR", action="append", default=[],
+                        help="with --preset: also time li2core from DIR (repeatable), alternating")
     parser.add_argument("--floor", action="store_true",
                         help="with --preset: print the matrix-product floor too")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)

@@ -288,6 +288,14 @@ class BatchedRuns:
         With G = ∂J/∂out on the training rows: dV = σ(h)ᵀG (centred over classes for mse),
         dh = G·Vᵀ ⊙ σ′(h), and dW gathers dh back onto rows a and M + b.
         """
+        self._gradients()
+        m = self.m
+        if self.ridge:
+            return [self.grad[:, :2 * m]]
+        return [self.grad[:, :2 * m], self.grad[:, 2 * m:].mT]
+
+    def _gradients(self) -> None:
+        """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""
         n, m, k, ps = self.n_max, self.m, self.k, self._pass
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
             ps.g.mul_(self.row_scale)
@@ -309,23 +317,22 @@ class BatchedRuns:
         # F.embedding_bag's argument checks cost more than the sum at these sizes; mode 0: sum
         d_w = torch.embedding_bag(self._d_h_flat, self._dw_src, self._dw_offsets, False, 0)[0]
         self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
-        grads = [self.grad[:, :2 * m]]
         if d_vt is not None:
-            d_vt = self.grad[:, 2 * m:].copy_(d_vt)
-            if self.loss == "mse":
-                d_vt.sub_(d_vt.sum(dim=1, keepdim=True), alpha=1.0 / m)
-            grads.append(d_vt.mT)
-        return grads
+            into = self.grad[:, 2 * m:]
+            if self.loss == "mse":  # centred over classes (_vt_sum is free after forward)
+                torch.sub(d_vt, torch.sum(d_vt, dim=1, keepdim=True, out=self._vt_sum),
+                          alpha=1.0 / m, out=into)
+            else:
+                into.copy_(d_vt)
 
     def step(self) -> None:
         """One full-batch optimizer step for every run, from the last forward pass."""
-        grads = self.gradients()
-        if self.ridge:
-            self.opt.step([self.w], grads)
-        elif self.opt.elementwise:  # W and Vᵀ share one tensor: one pass for both
+        if self.opt.elementwise and not self.ridge:  # W and Vᵀ share one tensor: one pass
+            self._gradients()
             self.opt.step([self.params], [self.grad])
-        else:
-            self.opt.step([self.w, self.v], grads)
+            return
+        grads = self.gradients()
+        self.opt.step([self.w] if self.ridge else [self.w, self.v], grads)
 
 
 def train_batched(

@@ -172,9 +172,8 @@ class BatchedRuns:
         self._d_h = self.work("d_h", r, n_max, k)
         self._d_h_flat, self._flat_params = self._d_h.view(-1, k), self.params.view(-1, k)
         # V centred over classes (mse) and V·σ′ scale for dh: small buffers reused every step
-        self._vt_sum, self._vt_c = torch.empty(r, 1, k, device=dev), torch.empty(r, m, k,
-                                                                                  device=dev)
-        self._vt_back = torch.empty(r, m, k, device=dev)
+        self._vt_sum = torch.empty(r, 1, k, device=dev)
+        self._vt_c, self._vt_back = torch.empty(2, r, m, k, device=dev)
         lr = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=dev)
         wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64, device=dev)
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
@@ -289,10 +288,8 @@ class BatchedRuns:
         dh = G·Vᵀ ⊙ σ′(h), and dW gathers dh back onto rows a and M + b.
         """
         self._gradients()
-        m = self.m
-        if self.ridge:
-            return [self.grad[:, :2 * m]]
-        return [self.grad[:, :2 * m], self.grad[:, 2 * m:].mT]
+        d_w, d_vt = self.grad[:, :2 * self.m], self.grad[:, 2 * self.m:]
+        return [d_w] if self.ridge else [d_w, d_vt.mT]
 
     def _gradients(self) -> None:
         """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""

@@ -17,6 +17,10 @@ times:
     git archive <old commit> li2core | tar -x -C /tmp/before
     .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before
 
+``--interleave OLD/li2core/batched.py`` compares only the batched engine's step, old and new
+in alternating 20-step blocks in one process (one batch per group of the preset), which a
+shared machine's slow drifts disturb least.
+
 ``--floor`` adds the preset's matrix-product floor: the three products of every training step
 and the whole-table product of every evaluation, timed alone at each batch's shapes; no engine
 that keeps fp32 products can run the sweep faster than that.
@@ -149,6 +153,47 @@ def product_floor(name: str, sets: list[str]) -> float:
     return total
 
 
+def interleaved_steps(name: str, sets: list[str], old_file: str, blocks: int = 25) -> None:
+    """Per-step CPU time of one batch per group of the preset, this li2core/batched.py against
+    ``old_file`` (an older batched.py, importing the rest of li2core from this tree), in
+    alternating 20-step blocks in one process: slow drifts of a shared machine hit both."""
+    import importlib.util
+    import statistics
+
+    import li2core.batched as new
+
+    spec = importlib.util.spec_from_file_location("li2core.batched_old", old_file)
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    configs = preset_sweep(name, sets).configs()
+
+    def block(batch, start: int, n: int = 20) -> float:
+        t = time.process_time()
+        for s in range(start, start + n):
+            evaluate = s % configs[0].eval_every == 0
+            batch.forward(full=evaluate)
+            if evaluate:
+                batch.metrics().tolist()
+            batch.step()
+        return time.process_time() - t
+
+    largest: dict[str, list[int]] = {}  # per group, its first batch of the most runs
+    for part in new.plan_batches(configs):
+        group = configs[part[0]].group
+        if len(part) > len(largest.get(group, [])):
+            largest[group] = part
+    for part in largest.values():
+        cs = [configs[i] for i in part]
+        a, b = old.BatchedRuns(cs), new.BatchedRuns(cs)
+        block(a, 0, 40)
+        block(b, 0, 40)
+        times = [(block(a, 40 + 20 * i), block(b, 40 + 20 * i)) for i in range(blocks)]
+        ratio = statistics.median(x / y for x, y in times)
+        print(f"{cs[0].group} × {len(cs)} runs: old {min(x for x, _ in times) / 20 * 1e6:.0f} µs, "
+              f"new {min(y for _, y in times) / 20 * 1e6:.0f} µs per step (fastest block); "
+              f"new is {ratio:.3f}× as fast (median of {blocks} block pairs)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", help="time this sweep preset instead of the 16-run cases")
@@ -158,6 +203,9 @@ def main() -> None:
                         help="with --preset: also time li2core from DIR (repeatable), alternating")
     parser.add_argument("--floor", action="store_true",
                         help="with --preset: print the matrix-product floor too")
+    parser.add_argument("--interleave", metavar="BATCHED_PY",
+                        help="with --preset: per-step time of this batched.py against an "
+                        "older one, in alternating blocks in one process")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=1)
@@ -168,7 +216,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.preset:
-        if args.before:
+        if args.interleave:
+            interleaved_steps(args.preset, args.set, args.interleave)
+        elif args.before:
             compare_trees(args.preset, args.set, args.before, args.repeat)
         elif args.json:
             print(json.dumps(time_preset(args.preset, args.set)))

@@ -76,7 +76,7 @@ class BatchedAdam:
                 ranges = [(r, r + 1) for a, b in ranges for r in range(a, b)]
             # p, m, v keep their storage between steps: their slices are made once (a
             # step's Python work is a measurable part of it at sweep sizes)
-            key = (i, j, whole, p.data_ptr())
+            key = (i, j, whole, p.data_ptr(), p.shape, p.stride())
             if key not in self._slices:
                 self._slices[key] = ([p[a:b] for a, b in ranges], [m[a:b] for a, b in ranges],
                                      [v[a:b] for a, b in ranges], [self._t_tensor] * len(ranges))

@@ -10,17 +10,29 @@ both columns are wall seconds. ``--repeat N`` times each side N times, alternati
 the fastest: on a shared machine single timings of the same sweep vary by ±10%.
 
 ``--preset NAME [--set field=value …]`` instead times one named sweep (batched, as ``li2 sweep
---preset NAME`` runs it) in CPU seconds and prints its outcome counts. Before/after a change,
-run it once against each tree:
+--preset NAME`` runs it) in CPU seconds and prints its outcome counts. ``--before DIR`` (repeatable)
+times it against an older li2core too, each side in its own process, alternating ``--repeat``
+times:
 
     git archive <old commit> li2core | tar -x -C /tmp/before
-    PYTHONPATH=/tmp/before .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law
+    .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before
+
+``--interleave OLD/li2core/batched.py`` compares only the batched engine's step, old and new
+in alternating 20-step blocks in one process (one batch per group of the preset), which a
+shared machine's slow drifts disturb least.
+
+``--floor`` adds the preset's matrix-product floor: the three products of every training step
+and the whole-table product of every evaluation, timed alone at each batch's shapes; no engine
+that keeps fp32 products can run the sweep faster than that.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import torch
@@ -54,10 +66,8 @@ def fastest(fns, repeat: int):
     return best
 
 
-def time_preset(name: str, sets: list[str]) -> None:
-    """CPU and wall seconds of one batched run of a sweep preset, and its outcome counts."""
-    from collections import Counter
-
+def preset_sweep(name: str, sets: list[str]):
+    """The named sweep with ``field=value`` changes to its base run."""
     from li2core.sweep_presets import get_sweep_preset
 
     sweep = get_sweep_preset(name)
@@ -67,9 +77,121 @@ def time_preset(name: str, sets: list[str]) -> None:
             key, value = pair.split("=", 1)
             changes[key] = int(value) if value.isdigit() else value
         sweep = sweep.model_copy(update={"base": sweep.base.with_(**changes)})
-    results, cpu, wall = timed(lambda: run_sweep(sweep))
-    print(f"{name} {' '.join(sets)}: {cpu:.1f} CPU s, {wall:.1f} wall s, "
-          f"{dict(Counter(r.outcome for r in results))}")
+    return sweep
+
+
+def time_preset(name: str, sets: list[str]) -> dict:
+    """CPU and wall seconds of one batched run of a sweep preset, its outcomes and finals."""
+    from collections import Counter
+
+    results, cpu, wall = timed(lambda: run_sweep(preset_sweep(name, sets)))
+    return {"cpu": cpu, "wall": wall, "outcomes": dict(Counter(r.outcome for r in results)),
+            "final": [[r.final.get("train_acc"), r.final.get("test_acc")] for r in results]}
+
+
+def compare_trees(name: str, sets: list[str], older: list[str], repeat: int) -> None:
+    """Time the preset with li2core from each ``older`` tree and from this one, alternating,
+    each run in a fresh process (one torch thread); keep each side's fastest."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = [*older, here]
+    args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
+            *[f"--set={x}" for x in sets]]
+    best: dict[str, dict] = {}
+    for _ in range(repeat):
+        for tree in trees:
+            out = subprocess.run(args, env={**os.environ, "PYTHONPATH": tree}, check=True,
+                                 capture_output=True, text=True).stdout
+            got = json.loads(out.strip().splitlines()[-1])
+            print(f"  {tree}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
+            if tree not in best or got["cpu"] < best[tree]["cpu"]:
+                best[tree] = got
+    after = best[here]
+    print(f"{name} {' '.join(sets)}, best of {repeat} per side, CPU seconds:")
+    for tree in trees:
+        b = best[tree]
+        drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], after["final"], strict=True))
+        print(f"  {'this tree' if tree == here else tree}: {b['cpu']:.1f} s, this tree "
+              f"{b['cpu'] / after['cpu']:.2f}× as fast; {b['outcomes']}; largest final "
+              f"test-acc difference from this tree {drift:.4f}")
+
+
+def best_of(fn, reps: int = 20) -> float:
+    """Seconds per call of ``fn``: the fastest of 3 rounds of ``reps`` calls, after a warm-up."""
+    fn()
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        times.append((time.perf_counter() - t) / reps)
+    return min(times)
+
+
+def product_seconds(r: int, m: int, k: int, n: int) -> tuple[float, float, float]:
+    """Seconds of a batch's training-rows forward product, its two backward products and the
+    whole-table forward product, each alone (the engine's layouts, random operands)."""
+    vt, f = torch.randn(r, m, k), torch.randn(r, m * m, k)
+    out, g, d_h = torch.empty(r, m, m * m), torch.randn(r, m, n), torch.empty(r, n, k)
+    return (best_of(lambda: torch.bmm(vt, f[:, :n].mT, out=out[:, :, :n])),
+            best_of(lambda: (torch.bmm(g.mT, vt, out=d_h), torch.bmm(g, f[:, :n]))),
+            best_of(lambda: torch.bmm(vt, f.mT, out=out)))
+
+
+def product_floor(name: str, sets: list[str]) -> float:
+    """Seconds the sweep's matrix products take alone (fp32, hot caches), summed over batches."""
+    from li2core.batched import BatchedRuns, plan_batches
+
+    configs = preset_sweep(name, sets).configs()
+    total = 0.0
+    for part in plan_batches(configs):
+        cs = [configs[i] for i in part]
+        b = BatchedRuns(cs)
+        forward, backward, table = product_seconds(b.runs, b.m, b.k, b.n_max)
+        steps, every = cs[0].steps, min(c.eval_every for c in cs)
+        evals = steps // every + 1
+        total += steps * backward + (steps + 1 - evals) * forward + evals * table
+    return total
+
+
+def interleaved_steps(name: str, sets: list[str], old_file: str, blocks: int = 25) -> None:
+    """Per-step CPU time of one batch per group of the preset, this li2core/batched.py against
+    ``old_file`` (an older batched.py, importing the rest of li2core from this tree), in
+    alternating 20-step blocks in one process: slow drifts of a shared machine hit both."""
+    import importlib.util
+    import statistics
+
+    import li2core.batched as new
+
+    spec = importlib.util.spec_from_file_location("li2core.batched_old", old_file)
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    configs = preset_sweep(name, sets).configs()
+
+    def block(batch, start: int, n: int = 20) -> float:
+        t = time.process_time()
+        for s in range(start, start + n):
+            evaluate = s % configs[0].eval_every == 0
+            batch.forward(full=evaluate)
+            if evaluate:
+                batch.metrics().tolist()
+            batch.step()
+        return time.process_time() - t
+
+    largest: dict[str, list[int]] = {}  # per group, its first batch of the most runs
+    for part in new.plan_batches(configs):
+        group = configs[part[0]].group
+        if len(part) > len(largest.get(group, [])):
+            largest[group] = part
+    for part in largest.values():
+        cs = [configs[i] for i in part]
+        a, b = old.BatchedRuns(cs), new.BatchedRuns(cs)
+        block(a, 0, 40)
+        block(b, 0, 40)
+        times = [(block(a, 40 + 20 * i), block(b, 40 + 20 * i)) for i in range(blocks)]
+        ratio = statistics.median(x / y for x, y in times)
+        print(f"{cs[0].group} × {len(cs)} runs: old {min(x for x, _ in times) / 20 * 1e6:.0f} µs, "
+              f"new {min(y for _, y in times) / 20 * 1e6:.0f} µs per step (fastest block); "
+              f"new is {ratio:.3f}× as fast (median of {blocks} block pairs)", flush=True)
 
 
 def main() -> None:
@@ -77,6 +199,14 @@ def main() -> None:
     parser.add_argument("--preset", help="time this sweep preset instead of the 16-run cases")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="with --preset: change a field of the sweep's base run")
+    parser.add_argument("--before", metavar="DIR", action="append", default=[],
+                        help="with --preset: also time li2core from DIR (repeatable), alternating")
+    parser.add_argument("--floor", action="store_true",
+                        help="with --preset: print the matrix-product floor too")
+    parser.add_argument("--interleave", metavar="BATCHED_PY",
+                        help="with --preset: per-step time of this batched.py against an "
+                        "older one, in alternating blocks in one process")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -86,7 +216,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.preset:
-        time_preset(args.preset, args.set)
+        if args.interleave:
+            interleaved_steps(args.preset, args.set, args.interleave)
+        elif args.before:
+            compare_trees(args.preset, args.set, args.before, args.repeat)
+        elif args.json:
+            print(json.dumps(time_preset(args.preset, args.set)))
+        else:
+            got = time_preset(args.preset, args.set)
+            print(f"{args.preset} {' '.join(args.set)}: {got['cpu']:.1f} CPU s, "
+                  f"{got['wall']:.1f} wall s, {got['outcomes']}")
+        if args.floor:
+            print(f"matrix products alone: {product_floor(args.preset, args.set):.1f} s")
         return
     # the first torch.optim step imports torch._dynamo (seconds): keep it out of the timing
     list(train(RunConfig(group="Z5", hidden=8, steps=2, device=args.device), instruments=False))

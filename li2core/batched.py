@@ -85,6 +85,13 @@ class _Pass:
         if runs.low is not None:
             self.f_lo = runs.work("f_lo", r, rows, k)
         self.out, self.sq = runs.work("out", r, m, rows), runs.work("sq", r, m, rows)
+        # views made once: at these sizes a step's Python and dispatch work (each slice or view
+        # is a few µs) is a measurable part of it
+        self.h_flat, self.f_flat, self.f_t = self.h.view(-1, k), self.f.view(-1, k), self.f.mT
+        self.out_flat = self.out.view(-1)
+        n = runs.n_max  # the training rows: all of a training pass, the start of a full one
+        self.g, self.h_n, self.f_n = self.out[:, :, :n], self.h[:, :n], self.f[:, :n]
+        self.g_t, self.s_n = self.g.mT, self.scratch[:, :n]
 
 
 class BatchedRuns:
@@ -161,7 +168,12 @@ class BatchedRuns:
         counts = torch.bincount(dst, minlength=r * 3 * m)
         self._dw_offsets = torch.cumsum(counts, 0) - counts
         self._passes = {True: _Pass(self, m * m), False: _Pass(self, n_max)}
+        self._pass = self._passes[True]  # the last forward's
         self._d_h = self.work("d_h", r, n_max, k)
+        self._d_h_flat, self._flat_params = self._d_h.view(-1, k), self.params.view(-1, k)
+        # V centred over classes (mse) and V·σ′ scale for dh: small buffers reused every step
+        self._vt_sum = torch.empty(r, 1, k, device=dev)
+        self._vt_c, self._vt_back = torch.empty(2, r, m, k, device=dev)
         lr = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=dev)
         wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64, device=dev)
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
@@ -187,27 +199,27 @@ class BatchedRuns:
         training rows first. For mse the output is taken with V centred over classes,
         out = σ(h)·V·(I − 11ᵀ/M): the loss's centring moved onto the small matrix.
         """
-        ps, k = self._passes[full], self.k
-        flat = self.params.view(-1, k)
-        torch.index_select(flat, 0, ps.idx_a, out=ps.h.view(-1, k))
-        torch.index_select(flat, 0, ps.idx_b, out=ps.f.view(-1, k))  # f's buffer as scratch
+        self._pass = ps = self._passes[full]
+        flat = self._flat_params
+        torch.index_select(flat, 0, ps.idx_a, out=ps.h_flat)
+        torch.index_select(flat, 0, ps.idx_b, out=ps.f_flat)  # f's buffer as scratch
         self.h = h = ps.h.add_(ps.f)
         self.f = f = activate_into(h, ps.f, ps.scratch, self.activation)
-        self._scratch = ps.scratch
         if self.ridge:
             self.vt.copy_(self._ridge(f[:, :self.n_max]).mT)
         vt = self.vt
         if self.loss == "mse":
-            vt = torch.sub(vt, vt.sum(dim=1, keepdim=True), alpha=1.0 / self.m)
+            vt = torch.sub(vt, torch.sum(vt, dim=1, keepdim=True, out=self._vt_sum),
+                           alpha=1.0 / self.m, out=self._vt_c)
         self.vt_used = vt
         if self.low is None:
-            self.e = out = torch.bmm(vt, f.mT, out=ps.out)  # (R, M, rows)
+            self.e = out = torch.bmm(vt, ps.f_t, out=ps.out)  # (R, M, rows)
         else:
             self._f_lo, self._vt_lo = ps.f_lo.copy_(f), vt.to(self.low)
             self.e = out = ps.out.copy_(torch.bmm(self._vt_lo, self._f_lo.mT))
         self.evaluated, self._scaled = full, False
         # mse: e = out − (e_y − 1/M), the residual, whose Σ_c e_c² is the row's loss
-        flat_out = out.view(-1)
+        flat_out = ps.out_flat
         if full:
             o_y = self._hits(out, ps, self.stats[:, 1])  # leaves −∞ at the labels
             if self.loss == "mse":
@@ -275,43 +287,49 @@ class BatchedRuns:
         With G = ∂J/∂out on the training rows: dV = σ(h)ᵀG (centred over classes for mse),
         dh = G·Vᵀ ⊙ σ′(h), and dW gathers dh back onto rows a and M + b.
         """
-        n, m, k = self.n_max, self.m, self.k
+        self._gradients()
+        d_w, d_vt = self.grad[:, :2 * self.m], self.grad[:, 2 * self.m:]
+        return [d_w] if self.ridge else [d_w, d_vt.mT]
+
+    def _gradients(self) -> None:
+        """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""
+        n, m, k, ps = self.n_max, self.m, self.k, self._pass
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
-            self.e[:, :, :n].mul_(self.row_scale)
+            ps.g.mul_(self.row_scale)
             self._scaled = True
-        g, h, d_h = self.e[:, :, :n], self.h[:, :n], self._d_h
+        g, h, d_h = ps.g, ps.h_n, self._d_h
         scale = SIGMA_PRIME_SCALE[self.activation]  # exact (1 or 2), folded into V
         g_lo = None if self.low is None else g.to(self.low)
         d_vt = None
         if not self.ridge:  # before σ′: silu's σ′ overwrites σ(h)
             if g_lo is None:
-                d_vt = torch.bmm(g, self.f[:, :n])  # dVᵀ (R, M, K)
+                d_vt = torch.bmm(g, ps.f_n)  # dVᵀ (R, M, K)
             else:
                 d_vt = torch.bmm(g_lo, self._f_lo[:, :n]).float()
         if g_lo is None:
-            torch.bmm(g.mT, scale * self.vt_used, out=d_h)
+            torch.bmm(ps.g_t, torch.mul(self.vt_used, scale, out=self._vt_back), out=d_h)
         else:
             d_h.copy_(torch.bmm(g_lo.mT, scale * self._vt_lo))
-        mul_sigma_prime_(d_h, h, self.f[:, :n], self._scratch[:, :n], self.activation)
-        d_w = F.embedding_bag(self._dw_src, d_h.view(-1, k), self._dw_offsets, mode="sum")
+        mul_sigma_prime_(d_h, h, ps.f_n, ps.s_n, self.activation)
+        # F.embedding_bag's argument checks cost more than the sum at these sizes; mode 0: sum
+        d_w = torch.embedding_bag(self._d_h_flat, self._dw_src, self._dw_offsets, False, 0)[0]
         self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
-        grads = [self.grad[:, :2 * m]]
         if d_vt is not None:
-            d_vt = self.grad[:, 2 * m:].copy_(d_vt)
-            if self.loss == "mse":
-                d_vt.sub_(d_vt.sum(dim=1, keepdim=True), alpha=1.0 / m)
-            grads.append(d_vt.mT)
-        return grads
+            into = self.grad[:, 2 * m:]
+            if self.loss == "mse":  # centred over classes (_vt_sum is free after forward)
+                torch.sub(d_vt, torch.sum(d_vt, dim=1, keepdim=True, out=self._vt_sum),
+                          alpha=1.0 / m, out=into)
+            else:
+                into.copy_(d_vt)
 
     def step(self) -> None:
         """One full-batch optimizer step for every run, from the last forward pass."""
-        grads = self.gradients()
-        if self.ridge:
-            self.opt.step([self.w], grads)
-        elif self.opt.elementwise:  # W and Vᵀ share one tensor: one pass for both
+        if self.opt.elementwise and not self.ridge:  # W and Vᵀ share one tensor: one pass
+            self._gradients()
             self.opt.step([self.params], [self.grad])
-        else:
-            self.opt.step([self.w, self.v], grads)
+            return
+        grads = self.gradients()
+        self.opt.step([self.w] if self.ridge else [self.w, self.v], grads)
 
 
 def train_batched(
@@ -342,8 +360,12 @@ def train_batched(
     t_start = time.perf_counter()
     clock = StepRate(t_start)
     stopped = False
+    # steps where no run evaluates or snapshots skip the per-run checks (their common period)
+    eval_gcd = math.gcd(*(c.eval_every for c in configs))
+    snap_gcd = math.gcd(*(c.snapshot_every for c in configs))
     for step in range(steps + 1):
-        evals = [i for i, c in enumerate(configs) if step % c.eval_every == 0 or step == steps]
+        evals = [] if step % eval_gcd and step != steps else [
+            i for i, c in enumerate(configs) if step % c.eval_every == 0 or step == steps]
         batch.forward(full=bool(evals))
         if evals:
             values = batch.metrics().tolist()
@@ -354,7 +376,7 @@ def train_batched(
                 note_first_steps(first[i], row, step)
                 last[i] = row
                 yield i, StepMetrics(**row)
-        if snapshots:
+        if snapshots and (step % snap_gcd == 0 or step == steps):
             for i, c in enumerate(configs):
                 if step % c.snapshot_every == 0 or step == steps:
                     yield i, Snapshot(step=step, arrays={

@@ -49,6 +49,7 @@ class BatchedAdam:
         self._fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_",
                               None) if fused else None
         self._t_tensor: torch.Tensor | None = None  # the step count the fused kernel reads
+        self._slices: dict[tuple, tuple[list, list, list, list]] = {}  # per parameter and group
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
@@ -56,11 +57,13 @@ class BatchedAdam:
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if i not in self.state:
                 self.state[i] = (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p))
-            if not (self._fused is not None and p[0].is_contiguous() and g[0].is_contiguous()
-                    and self._fused_step(p, g, *self.state[i][:2])):
+            # each run's slice must be contiguous (a whole contiguous tensor's are)
+            runs_contiguous = all(x.is_contiguous() or x[0].is_contiguous() for x in (p, g))
+            if not (self._fused is not None and runs_contiguous
+                    and self._fused_step(i, p, g, *self.state[i][:2])):
                 self._tensor_step(p, g, *self.state[i])
 
-    def _fused_step(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
+    def _fused_step(self, i: int, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
                     v: torch.Tensor) -> bool:
         """One fused-kernel call per (lr, η) group; False (nothing changed) if unsupported."""
         if self._t_tensor is None or self._t_tensor.device != p.device:
@@ -71,10 +74,16 @@ class BatchedAdam:
         for j, ((lr, wd), ranges) in enumerate(self.groups.items()):
             if not whole:
                 ranges = [(r, r + 1) for a, b in ranges for r in range(a, b)]
+            # p, m, v keep their storage between steps: their slices are made once (a
+            # step's Python work is a measurable part of it at sweep sizes)
+            key = (i, j, whole, p.data_ptr(), p.shape, p.stride())
+            if key not in self._slices:
+                self._slices[key] = ([p[a:b] for a, b in ranges], [m[a:b] for a, b in ranges],
+                                     [v[a:b] for a, b in ranges], [self._t_tensor] * len(ranges))
+            ps, ms, vs, ts = self._slices[key]
+            gs = [g] if ranges == [(0, g.shape[0])] else [g[a:b] for a, b in ranges]
             try:
-                self._fused([p[a:b] for a, b in ranges], [g[a:b] for a, b in ranges],
-                            [m[a:b] for a, b in ranges], [v[a:b] for a, b in ranges], [],
-                            [self._t_tensor] * len(ranges), lr=lr, beta1=b1, beta2=b2,
+                self._fused(ps, gs, ms, vs, [], ts, lr=lr, beta1=b1, beta2=b2,
                             weight_decay=wd, eps=ADAM_EPS, amsgrad=False, maximize=False)
             except (RuntimeError, NotImplementedError):
                 if self.t > 1 or j > 0:

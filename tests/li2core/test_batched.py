@@ -192,3 +192,37 @@ def test_stop_ends_every_run_of_the_batch():
     _, _, summaries = _batched(configs, stop=stop, snapshots=False)
     for s in summaries:
         assert s["stopped"] and s["steps_done"] == 4
+
+
+@pytest.mark.parametrize("lrs,wds", [([1e-2, 1e-2, 3e-3], [1e-3, 1e-3, 0.0]),
+                                     ([5e-3] * 3, [1e-3] * 3)], ids=["two-groups", "one-group"])
+def test_adam_on_one_stacked_tensor_follows_torch_optim_step_after_step(lrs, wds):
+    # BatchedRuns hands Adam one (R, 3M, K) tensor; runs sharing (lr, η) take one kernel call
+    # through slices made at the first step, then reused while the gradient is new every step
+    gen = torch.Generator().manual_seed(1)
+    p0 = torch.randn(3, 9, 5, generator=gen)
+    p = p0.clone()
+    opt = make_batched_optimizer("adam", torch.tensor(lrs), torch.tensor(wds))
+    grads = [torch.randn(3, 9, 5, generator=gen) for _ in range(6)]
+    for g in grads:
+        opt.step([p], [g.clone()])
+    for r in range(3):
+        w = p0[r].clone().requires_grad_()
+        ref = torch.optim.Adam([w], lr=lrs[r], weight_decay=wds[r])
+        for g in grads:
+            w.grad = g[r].clone()
+            ref.step()
+        torch.testing.assert_close(p[r], w.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_runs_with_their_own_cadences_evaluate_and_snapshot_when_train_would():
+    # per-run eval_every and snapshot_every: steps no run evaluates skip the checks
+    configs = [RunConfig(**{**BASE, **VARIANTS[0], "steps": 20, "eval_every": 3,
+                            "snapshot_every": 4}),
+               RunConfig(**{**BASE, **VARIANTS[1], "steps": 20, "eval_every": 5,
+                            "snapshot_every": 6})]
+    rows, snaps, _ = _batched(configs)
+    for c, got_rows, got_snaps in zip(configs, rows, snaps, strict=True):
+        ref_rows, ref_snaps, _ = _solo(c)
+        assert [r["step"] for r in got_rows] == [r["step"] for r in ref_rows]
+        assert sorted(got_snaps) == sorted(ref_snaps)

@@ -16,6 +16,7 @@ def test_health_schema_presets_groups(make_client):
     health = c.get("/api/health").json()
     assert health["status"] == "ok" and health["max_jobs"] == 1
     assert isinstance(health["cpu_bf16"], bool)  # whether precision=bf16 has hardware here
+    assert health["compiled_loops"] is True  # numba is a dependency: the fused step's loops
     # one health answer carries the job counts, the store and runner, and the storage state
     assert {"runner", "store", "running", "queued", "storage", "version"} <= set(health)
     assert health["storage"]["ok"] is True

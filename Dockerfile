@@ -28,14 +28,24 @@ RUN groupadd --gid 10001 li2 \
     && chown 10001:10001 /data
 VOLUME ["/data"]
 
-# torch first, from the CPU index: its own layer, cached across code changes
-RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
+# torch first, from the CPU index: its own layer, cached across code changes. Its C++ headers,
+# test binaries and protoc (~160 MB) serve extension builds and torch's own tests, not a run.
+RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0 \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    && rm -rf "${site}/torch/test" "${site}/torch/include" "${site}"/torch/bin/*Test \
+        "${site}"/torch/bin/test_* "${site}"/torch/bin/protoc*
 
 # .dockerignore lets in only pyproject.toml, README.md and the four packages
 COPY . .
-# the compiled loops of li2core/kernels.py built once here, in the cache the server's user reads
-# (one layer with the install: each layer after torch is a full copy under vfs)
+# One layer (each layer after torch is a full copy under vfs): the install; the test suites of
+# numba and llvmlite and plotly's Python figure classes (the server serves only plotly.min.js),
+# ~65 MB; a check that the server still imports; li2core/kernels.py's compiled loops built once,
+# into the cache the server's user reads.
 RUN pip install . \
+    && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+    && rm -rf "${site}/numba/tests" "${site}/llvmlite/tests" "${site}/plotly/graph_objs" \
+        "${site}/plotly/validators" "${site}/plotly/labextension" \
+    && python -c "import server.app; assert server.app.PLOTLY_JS.is_file()" \
     && python -c "from li2core import kernels; assert kernels.warm_up()" \
     && chown -R 10001:10001 /home/li2/.cache
 

@@ -54,7 +54,8 @@ def test_dockerfile_shape():
                             "TORCH_INDEX": "https://download.pytorch.org/whl/cpu"}
     assert ins[0] == ("ARG", "BASE_IMAGE=python:3.11-slim") and ins[1] == ("FROM", "${BASE_IMAGE}")
     torch_step, project_step = pip_install_steps()
-    assert torch_step == ["--index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"]
+    assert torch_step[:3] == ["--index-url", "https://download.pytorch.org/whl/cpu",
+                              "torch==2.13.0"]
     assert project_step[:2] == [".", "&&"]
     # the same layer compiles li2core's numba loops into the cache the server's user reads
     assert "kernels.warm_up()" in " ".join(project_step)

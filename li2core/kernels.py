@@ -10,8 +10,12 @@ forward and 127 µs against 240 µs backward, with bitwise the same results as t
 (same float32 operations in the same order; the scatter adds the rows in index order, as
 index_add_ does).
 
+The same idea serves the mse loss of a chunk (loss, hits and G in one pass) and the
+instruments: the node energies' class sums, the spectra's component powers and per-node
+reductions, and the weight motion's three sums.
+
 Only for CPU tensors and the activations below; silu (which needs exp) and CUDA keep the
-torch ops. Without numba installed everything falls back to those ops.
+torch ops. Without numba (or with LI2_NO_KERNELS=1) everything falls back to those ops.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import kernels
 from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
@@ -74,6 +75,8 @@ class _Pass:
         r, m, k = runs.runs, runs.m, runs.k
         self.idx_a = runs.bags[:, :rows, 0].flatten()
         self.idx_b = runs.bags[:, :rows, 1].flatten()
+        # the same for li2core.kernels' loops (numpy views of the tensors above)
+        self.rows_np = (self.idx_a.numpy(), self.idx_b.numpy()) if runs.compiled else None
         # flat positions of the labels in out (R, M, rows): index ops on them beat scatter
         run = torch.arange(r, device=runs.device)[:, None] * m * rows
         self.label = (run + runs.label[:, :rows] * rows
@@ -167,6 +170,13 @@ class BatchedRuns:
         self._dw_src = src[torch.argsort(dst, stable=True)]
         counts = torch.bincount(dst, minlength=r * 3 * m)
         self._dw_offsets = torch.cumsum(counts, 0) - counts
+        # gather + σ and σ′ + scatter-add as li2core.kernels' compiled loops where they serve
+        self.compiled = kernels.usable(dev, self.activation)
+        if self.compiled:
+            self._np = {"params": self.params.view(-1, k).numpy(),
+                        "grad": self.grad.view(-1, k).numpy()}
+            self._train_rows_np = tuple(self.bags[:, :n_max, j].flatten().numpy()
+                                        for j in (0, 1))
         self._passes = {True: _Pass(self, m * m), False: _Pass(self, n_max)}
         self._pass = self._passes[True]  # the last forward's
         self._d_h = self.work("d_h", r, n_max, k)
@@ -201,10 +211,16 @@ class BatchedRuns:
         """
         self._pass = ps = self._passes[full]
         flat = self._flat_params
-        torch.index_select(flat, 0, ps.idx_a, out=ps.h_flat)
-        torch.index_select(flat, 0, ps.idx_b, out=ps.f_flat)  # f's buffer as scratch
-        self.h = h = ps.h.add_(ps.f)
-        self.f = f = activate_into(h, ps.f, ps.scratch, self.activation)
+        if ps.rows_np is not None:  # one compiled pass writes σ(h); h is re-formed backward
+            kernels.hidden_forward(self._np["params"], *ps.rows_np, ps.f_flat.numpy(),
+                                   self.activation)
+            self.h, self.f = None, ps.f
+            f = ps.f
+        else:
+            torch.index_select(flat, 0, ps.idx_a, out=ps.h_flat)
+            torch.index_select(flat, 0, ps.idx_b, out=ps.f_flat)  # f's buffer as scratch
+            self.h = h = ps.h.add_(ps.f)
+            self.f = f = activate_into(h, ps.f, ps.scratch, self.activation)
         if self.ridge:
             self.vt.copy_(self._ridge(f[:, :self.n_max]).mT)
         vt = self.vt
@@ -310,10 +326,19 @@ class BatchedRuns:
             torch.bmm(ps.g_t, torch.mul(self.vt_used, scale, out=self._vt_back), out=d_h)
         else:
             d_h.copy_(torch.bmm(g_lo.mT, scale * self._vt_lo))
-        mul_sigma_prime_(d_h, h, ps.f_n, ps.s_n, self.activation)
-        # F.embedding_bag's argument checks cost more than the sum at these sizes; mode 0: sum
-        d_w = torch.embedding_bag(self._d_h_flat, self._dw_src, self._dw_offsets, False, 0)[0]
-        self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
+        if self.compiled:
+            # σ′ and the scatter-add onto both rows in one pass, run by run in row order (each
+            # parameter row gets its rows in the order the embedding bag below sums them;
+            # padding rows carry G = 0 and add zeros)
+            self.grad.zero_()
+            kernels.hidden_backward(self._np["params"], *self._train_rows_np,
+                                    self._d_h_flat.numpy(), self._np["grad"], self.activation)
+        else:
+            mul_sigma_prime_(d_h, h, ps.f_n, ps.s_n, self.activation)
+            # F.embedding_bag's argument checks cost more than the sum at these sizes; mode 0
+            d_w = torch.embedding_bag(self._d_h_flat, self._dw_src, self._dw_offsets, False,
+                                      0)[0]
+            self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
         if d_vt is not None:
             into = self.grad[:, 2 * m:]
             if self.loss == "mse":  # centred over classes (_vt_sum is free after forward)

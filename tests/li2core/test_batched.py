@@ -226,3 +226,21 @@ def test_runs_with_their_own_cadences_evaluate_and_snapshot_when_train_would():
         ref_rows, ref_snaps, _ = _solo(c)
         assert [r["step"] for r in got_rows] == [r["step"] for r in ref_rows]
         assert sorted(got_snaps) == sorted(ref_snaps)
+
+
+@pytest.mark.parametrize("activation,top", [("square", "trained"), ("relu", "trained"),
+                                            ("relu_square", "ridge")])
+def test_compiled_loops_give_the_torch_ops_gradients_bit_for_bit(activation, top, monkeypatch):
+    # li2core.kernels forms σ(h) and scatters σ′·dh in the order the torch ops do
+    pytest.importorskip("numba")
+    configs = [RunConfig(**{**BASE, **v, "activation": activation, "top_layer": top})
+               for v in VARIANTS[:3]]
+    grads = []
+    for off in ("0", "1"):
+        monkeypatch.setenv("LI2_NO_KERNELS", off)
+        batch = BatchedRuns(configs)
+        assert batch.compiled is (off == "0")
+        batch.forward(full=True)
+        grads.append([g.clone() for g in batch.gradients()] + [batch.metrics()])
+    for a, b in zip(*grads, strict=True):
+        assert torch.equal(a, b)

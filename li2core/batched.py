@@ -161,22 +161,21 @@ class BatchedRuns:
         if self.low is not None:
             self._buf["f_lo"] = torch.empty(big, dtype=self.low, device=dev)
         self.stats = torch.empty(r, 2, m * m, device=dev)  # per-row loss, hit (full pass)
-        # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
-        # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)
-        valid = train[:, :n_max].flatten()
-        dst = torch.cat([self.bags[:, :n_max, 0].flatten()[valid],
-                         self.bags[:, :n_max, 1].flatten()[valid]])
-        src = torch.arange(r * n_max, device=dev)[valid].repeat(2)
-        self._dw_src = src[torch.argsort(dst, stable=True)]
-        counts = torch.bincount(dst, minlength=r * 3 * m)
-        self._dw_offsets = torch.cumsum(counts, 0) - counts
         # gather + σ and σ′ + scatter-add as li2core.kernels' compiled loops where they serve
         self.compiled = kernels.usable(dev, self.activation)
         if self.compiled:
             self._np = {"params": self.params.view(-1, k).numpy(),
                         "grad": self.grad.view(-1, k).numpy()}
-            self._train_rows_np = tuple(self.bags[:, :n_max, j].flatten().numpy()
-                                        for j in (0, 1))
+        else:
+            # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
+            # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)
+            valid = train[:, :n_max].flatten()
+            dst = torch.cat([self.bags[:, :n_max, 0].flatten()[valid],
+                             self.bags[:, :n_max, 1].flatten()[valid]])
+            src = torch.arange(r * n_max, device=dev)[valid].repeat(2)
+            self._dw_src = src[torch.argsort(dst, stable=True)]
+            counts = torch.bincount(dst, minlength=r * 3 * m)
+            self._dw_offsets = torch.cumsum(counts, 0) - counts
         self._passes = {True: _Pass(self, m * m), False: _Pass(self, n_max)}
         self._pass = self._passes[True]  # the last forward's
         self._d_h = self.work("d_h", r, n_max, k)
@@ -215,7 +214,7 @@ class BatchedRuns:
             kernels.hidden_forward(self._np["params"], *ps.rows_np, ps.f_flat.numpy(),
                                    self.activation)
             self.h, self.f = None, ps.f
-            f = ps.f
+            f = self.f
         else:
             torch.index_select(flat, 0, ps.idx_a, out=ps.h_flat)
             torch.index_select(flat, 0, ps.idx_b, out=ps.f_flat)  # f's buffer as scratch
@@ -331,7 +330,8 @@ class BatchedRuns:
             # parameter row gets its rows in the order the embedding bag below sums them;
             # padding rows carry G = 0 and add zeros)
             self.grad.zero_()
-            kernels.hidden_backward(self._np["params"], *self._train_rows_np,
+            # the training pass's rows are every run's first n_max rows, d_h's rows
+            kernels.hidden_backward(self._np["params"], *self._passes[False].rows_np,
                                     self._d_h_flat.numpy(), self._np["grad"], self.activation)
         else:
             mul_sigma_prime_(d_h, h, ps.f_n, ps.s_n, self.activation)

@@ -226,6 +226,14 @@ class FusedStep:
             self.v_lo.copy_(used)
             self.vt_lo.copy_(self.vt_back)
 
+    def _loop_rows(self, name: str, w_np, lo: int, hi: int) -> tuple | None:
+        """(W, rows' a indices, rows' M + b indices) of rows lo:hi of set ``name``, numpy, for
+        li2core.kernels; None where the torch ops run."""
+        if not self.compiled:
+            return None
+        ia, ib = self.rows_np[name]
+        return w_np, ia[lo:hi], ib[lo:hi]
+
     def _hidden(self, w: torch.Tensor, idx: torch.Tensor, rows: int,
                 rows_np: tuple | None = None) -> tuple:
         """h and σ(h) of ``rows`` table rows, into the chunk buffers; with the compiled loop
@@ -251,20 +259,19 @@ class FusedStep:
         for lo in range(0, n, self.chunk):
             hi = min(n, lo + self.chunk)
             rows = hi - lo
-            rows_np = ((w_np, *(x[lo:hi] for x in self.rows_np[name])) if self.compiled
-                       else None)
+            rows_np = self._loop_rows(name, w_np, lo, hi)
             collect = self.collect and name == "train"
             if self.low is None:
                 h, f = self._hidden(w, idx_all[:, lo:hi], rows, rows_np)
                 out = torch.mm(f, self.v_used, out=self.out[:rows])[:, :self.m]
             else:
-                keep = backward and not self.ridge  # rows dV reads after the sweep
-                f_lo = self.f_lo[lo:hi] if keep else self.f_lo[:rows]
+                # rows dV reads after the sweep keep their place; others reuse the start
+                at = lo if backward and not self.ridge else 0
+                f_lo = self.f_lo[at:at + rows]
                 if rows_np is not None and not collect:  # σ(h) straight into bfloat16
                     h = f = None
-                    kernels.hidden_forward_bf16(*rows_np, self.np["f_lo"][lo:hi] if keep
-                                                else self.np["f_lo"][:rows], self.row_np,
-                                                self.activation)
+                    kernels.hidden_forward_bf16(*rows_np, self.np["f_lo"][at:at + rows],
+                                                self.row_np, self.activation)
                 else:
                     h, f = self._hidden(w, idx_all[:, lo:hi], rows, rows_np)
                     f_lo.copy_(f)
@@ -343,11 +350,11 @@ class FusedStep:
         gram = torch.zeros(self.k, self.k, device=self.device)
         rhs = torch.zeros(self.k, self.m, device=self.device)
         target = mse_target(y_all, self.m)
+        w_np = w.numpy() if self.compiled else None
         for lo in range(0, self.n, self.chunk):
             hi = min(self.n, lo + self.chunk)
-            rows_np = ((w.numpy(), *(x[lo:hi] for x in self.rows_np["train"]))
-                       if self.compiled else None)
-            _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo, rows_np)
+            _, f = self._hidden(w, idx_all[:, lo:hi], hi - lo,
+                                self._loop_rows("train", w_np, lo, hi))
             gram.addmm_(f.T, f)
             rhs.addmm_(f.T, target[lo:hi])
         gram.diagonal().add_(self.ridge_reg)

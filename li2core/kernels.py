@@ -117,7 +117,9 @@ def _mse_rows(out, m, label, target, scale, residual, sums):
 
 def _class_sums(w, ia, ib, label, sums, code, block):
     """sums[label[r]] += σ(w[ia[r]] + w[ib[r]]) over the rows, ``block`` columns at a time so
-    that the columns of w and sums being read and written stay in L2."""
+    that the columns of w and sums being read and written stay in L2. σ is written out here
+    rather than taken from _forward through a scratch row: that version (a strided block of w
+    per call) measured 3–4× slower at fig3's 5041 rows."""
     k = w.shape[1]
     for lo in range(0, k, block):
         hi = min(k, lo + block)

@@ -24,7 +24,7 @@ from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
-from .fused import SIGMA_PRIME_SCALE, activate_into, mul_sigma_prime_
+from .fused import SIGMA_PRIME_SCALE, _bits, activate_into, mul_sigma_prime_
 from .model import init_weights
 from .step import RIDGE_REG
 from .train import StepRate, first_steps, note_first_steps, resolve_device, run_summary
@@ -57,7 +57,14 @@ def plan_batches(configs: Sequence[RunConfig], max_elements: int | None = None
     out = []
     for idx in groups.values():
         c = configs[idx[0]]
-        budget = max_elements or BATCH_ELEMENTS[resolve_device(c.device).type]
+        device = resolve_device(c.device).type
+        budget = max_elements or BATCH_ELEMENTS[device]
+        if (max_elements is None and c.precision == "bf16" and c.top_layer != "ridge"
+                and kernels.usable(torch.device(device), c.activation)):
+            # the (R, M², K) tensor is then σ(h) in bfloat16 only (BatchedRuns.direct_lo): the
+            # same bytes hold twice the runs (scaling-law at 1000 steps, one core: 11.6–11.8 s
+            # against 12.7–14.1 s)
+            budget *= 2
         size = max(1, budget // (c.group_order**2 * c.hidden))
         idx = sorted(idx, key=lambda i: configs[i].train_fraction)
         # as few batches as the budget allows, of near-equal size (no lone run at the end)
@@ -77,6 +84,7 @@ class _Pass:
         self.idx_b = runs.bags[:, :rows, 1].flatten()
         # the same for li2core.kernels' loops (numpy views of the tensors above)
         self.rows_np = (self.idx_a.numpy(), self.idx_b.numpy()) if runs.compiled else None
+        self.out_np = None  # set below: the (R, M, rows) outputs for kernels.batched_mse
         # flat positions of the labels in out (R, M, rows): index ops on them beat scatter
         run = torch.arange(r, device=runs.device)[:, None] * m * rows
         self.label = (run + runs.label[:, :rows] * rows
@@ -87,11 +95,18 @@ class _Pass:
         self.scratch = runs.work("s", r, rows, k)  # sigmoid (silu) or σ′ factors
         if runs.low is not None:
             self.f_lo = runs.work("f_lo", r, rows, k)
+            self.f_lo_t, self.f_lo_n = self.f_lo.mT, self.f_lo[:, :runs.n_max]
+            self.out_lo = runs.work("out_lo", r, m, rows)
+            # σ(h) written as bfloat16 by the compiled loop (its bits): no float32 pass
+            self.f_lo_np = _bits(self.f_lo).reshape(-1, k) if runs.direct_lo else None
+            self.out_lo_np = _bits(self.out_lo) if runs.compiled else None
         self.out, self.sq = runs.work("out", r, m, rows), runs.work("sq", r, m, rows)
         # views made once: at these sizes a step's Python and dispatch work (each slice or view
         # is a few µs) is a measurable part of it
         self.h_flat, self.f_flat, self.f_t = self.h.view(-1, k), self.f.view(-1, k), self.f.mT
         self.out_flat = self.out.view(-1)
+        if runs.compiled:
+            self.out_np, self.f_np = self.out.numpy(), self.f_flat.numpy()
         n = runs.n_max  # the training rows: all of a training pass, the start of a full one
         self.g, self.h_n, self.f_n = self.out[:, :, :n], self.h[:, :n], self.f[:, :n]
         self.g_t, self.s_n = self.g.mT, self.scratch[:, :n]
@@ -159,13 +174,30 @@ class BatchedRuns:
         # precision=bf16: the three products take bfloat16 copies (li2core.fused's policy)
         self.low = torch.bfloat16 if c0.precision == "bf16" else None
         if self.low is not None:
-            self._buf["f_lo"] = torch.empty(big, dtype=self.low, device=dev)
+            for name, size in (("f_lo", big), ("out_lo", out), ("d_lo", r * n_max * k)):
+                self._buf[name] = torch.empty(size, dtype=self.low, device=dev)
+            # bfloat16 operands of the products: V (centred), V·σ′ scale, G and G·σ(h)
+            self._vt_lo, self._vt_back_lo, self._dvt_lo = torch.empty(
+                3, r, m, k, dtype=self.low, device=dev)
+            self._g_lo = torch.empty(r, m, n_max, dtype=self.low, device=dev)
+            self._g_lo_t, self._d_lo = self._g_lo.mT, self.work("d_lo", r, n_max, k)
         self.stats = torch.empty(r, 2, m * m, device=dev)  # per-row loss, hit (full pass)
         # gather + σ and σ′ + scatter-add as li2core.kernels' compiled loops where they serve
         self.compiled = kernels.usable(dev, self.activation)
+        # bf16 with the loops: σ(h) goes straight to bfloat16 and σ′ reads the bfloat16 G·Vᵀ
+        # (a ridge top layer solves on the float32 σ(h), so it keeps the float32 pass)
+        self.direct_lo = self.compiled and self.low is not None and not self.ridge
         if self.compiled:
             self._np = {"params": self.params.view(-1, k).numpy(),
-                        "grad": self.grad.view(-1, k).numpy()}
+                        "grad": self.grad.view(-1, k).numpy(),
+                        "row": np.empty(k, np.float32),  # the bf16 loops' scratch row
+                        # the mse pass's operands (kernels.batched_mse)
+                        "label": self.label.numpy(), "scale": self.row_scale.view(r, -1).numpy(),
+                        "stats": self.stats.numpy(), "scratch": kernels.batched_scratch(m * m)}
+            if self.low is not None:
+                self._np["g_lo"] = _bits(self._g_lo)
+            if self.direct_lo:
+                self._np["d_lo"] = _bits(self._d_lo).reshape(-1, k)
         else:
             # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
             # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)
@@ -180,6 +212,8 @@ class BatchedRuns:
         self._pass = self._passes[True]  # the last forward's
         self._d_h = self.work("d_h", r, n_max, k)
         self._d_h_flat, self._flat_params = self._d_h.view(-1, k), self.params.view(-1, k)
+        if self.compiled:
+            self._np["d_h"] = self._d_h_flat.numpy()
         # V centred over classes (mse) and V·σ′ scale for dh: small buffers reused every step
         self._vt_sum = torch.empty(r, 1, k, device=dev)
         self._vt_c, self._vt_back = torch.empty(2, r, m, k, device=dev)
@@ -188,7 +222,7 @@ class BatchedRuns:
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
         # set by forward(): h, σ(h) (R, rows, K); the residual e (mse) or softmax − onehot (cross
         # entropy), transposed (R, M, rows); the V actually used (centred for mse)
-        self.h = self.f = self.e = self.vt_used = self._f_lo = self._vt_lo = None
+        self.h = self.f = self.e = self.vt_used = None
         self.evaluated = False  # stats hold the last forward's per-row loss and hits
         self._scaled = False  # e's training rows already hold G = ∂J/∂out
 
@@ -210,9 +244,12 @@ class BatchedRuns:
         """
         self._pass = ps = self._passes[full]
         flat = self._flat_params
-        if ps.rows_np is not None:  # one compiled pass writes σ(h); h is re-formed backward
-            kernels.hidden_forward(self._np["params"], *ps.rows_np, ps.f_flat.numpy(),
-                                   self.activation)
+        if self.direct_lo:  # σ(h) straight into bfloat16; no float32 σ(h) is kept
+            kernels.hidden_forward_bf16(self._np["params"], *ps.rows_np, ps.f_lo_np,
+                                        self._np["row"], self.activation)
+            self.h = self.f = None
+        elif ps.rows_np is not None:  # one compiled pass writes σ(h); h is re-formed backward
+            kernels.hidden_forward(self._np["params"], *ps.rows_np, ps.f_np, self.activation)
             self.h, self.f = None, ps.f
             f = self.f
         else:
@@ -230,9 +267,28 @@ class BatchedRuns:
         if self.low is None:
             self.e = out = torch.bmm(vt, ps.f_t, out=ps.out)  # (R, M, rows)
         else:
-            self._f_lo, self._vt_lo = ps.f_lo.copy_(f), vt.to(self.low)
-            self.e = out = ps.out.copy_(torch.bmm(self._vt_lo, self._f_lo.mT))
+            if not self.direct_lo:
+                ps.f_lo.copy_(f)
+            self._vt_lo.copy_(vt)
+            torch.bmm(self._vt_lo, ps.f_lo_t, out=ps.out_lo)
+            if self.loss == "mse" and self.compiled:
+                # the bfloat16 outputs straight to the loss, hits and a bfloat16 G
+                kernels.batched_mse_bf16(ps.out_lo_np, self._np["label"], self.m, self.n_max,
+                                         self._np["scale"], self._np["g_lo"],
+                                         self._np["stats"] if full else None,
+                                         self._np["scratch"])
+                self.e, self.evaluated, self._scaled = None, full, True
+                return
+            self.e = out = ps.out.copy_(ps.out_lo)
         self.evaluated, self._scaled = full, False
+        if self.loss == "mse" and self.compiled:
+            # residual, G on the training rows and (full) each row's loss and hit: one pass
+            # where the torch ops below make eight
+            kernels.batched_mse(ps.out_np, self._np["label"], self.m, self.n_max,
+                                self._np["scale"], self._np["stats"] if full else None,
+                                self._np["scratch"])
+            self._scaled = True
+            return
         # mse: e = out − (e_y − 1/M), the residual, whose Σ_c e_c² is the row's loss
         flat_out = ps.out_flat
         if full:
@@ -308,31 +364,42 @@ class BatchedRuns:
 
     def _gradients(self) -> None:
         """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""
-        n, m, k, ps = self.n_max, self.m, self.k, self._pass
+        m, k, ps = self.m, self.k, self._pass
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
             ps.g.mul_(self.row_scale)
             self._scaled = True
         g, h, d_h = ps.g, ps.h_n, self._d_h
         scale = SIGMA_PRIME_SCALE[self.activation]  # exact (1 or 2), folded into V
-        g_lo = None if self.low is None else g.to(self.low)
+        if self.low is None:
+            g_lo = None
+        else:  # G in bfloat16: written by the mse loop (e is None then) or cast here
+            g_lo = self._g_lo if self.e is None else self._g_lo.copy_(g)
         d_vt = None
         if not self.ridge:  # before σ′: silu's σ′ overwrites σ(h)
             if g_lo is None:
                 d_vt = torch.bmm(g, ps.f_n)  # dVᵀ (R, M, K)
-            else:
-                d_vt = torch.bmm(g_lo, self._f_lo[:, :n]).float()
+            else:  # bfloat16, widened by the centring below
+                d_vt = torch.bmm(g_lo, ps.f_lo_n, out=self._dvt_lo)
         if g_lo is None:
             torch.bmm(ps.g_t, torch.mul(self.vt_used, scale, out=self._vt_back), out=d_h)
         else:
-            d_h.copy_(torch.bmm(g_lo.mT, scale * self._vt_lo))
-        if self.compiled:
+            torch.bmm(self._g_lo_t, torch.mul(self._vt_lo, scale, out=self._vt_back_lo),
+                      out=self._d_lo)
+            if not self.direct_lo:  # else the loop below widens each bfloat16 row exactly
+                d_h.copy_(self._d_lo)
+        if self.direct_lo:
+            self.grad.zero_()
+            kernels.hidden_backward_bf16(self._np["params"], *self._passes[False].rows_np,
+                                         self._np["d_lo"], self._np["row"], self._np["grad"],
+                                         self.activation)
+        elif self.compiled:
             # σ′ and the scatter-add onto both rows in one pass, run by run in row order (each
             # parameter row gets its rows in the order the embedding bag below sums them;
             # padding rows carry G = 0 and add zeros)
             self.grad.zero_()
             # the training pass's rows are every run's first n_max rows, d_h's rows
             kernels.hidden_backward(self._np["params"], *self._passes[False].rows_np,
-                                    self._d_h_flat.numpy(), self._np["grad"], self.activation)
+                                    self._np["d_h"], self._np["grad"], self.activation)
         else:
             mul_sigma_prime_(d_h, h, ps.f_n, ps.s_n, self.activation)
             # F.embedding_bag's argument checks cost more than the sum at these sizes; mode 0
@@ -342,8 +409,9 @@ class BatchedRuns:
         if d_vt is not None:
             into = self.grad[:, 2 * m:]
             if self.loss == "mse":  # centred over classes (_vt_sum is free after forward)
-                torch.sub(d_vt, torch.sum(d_vt, dim=1, keepdim=True, out=self._vt_sum),
-                          alpha=1.0 / m, out=into)
+                total = torch.sum(d_vt, dim=1, keepdim=True, dtype=torch.float32,
+                                  out=self._vt_sum)
+                torch.sub(d_vt, total, alpha=1.0 / m, out=into)
             else:
                 into.copy_(d_vt)
 

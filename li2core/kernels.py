@@ -82,17 +82,37 @@ def _backward(w, ia, ib, d, grad, code):
                 gb[j] += s
 
 
+def _round_bf16(b):
+    """float32 bits → bfloat16 bits: nearest even, a NaN as 0x7FC0 (c10::BFloat16's rule)."""
+    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16(0x7FC0)
+    return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1)))
+                     >> np.uint32(16))
+
+
 def _forward_bf16(w, ia, ib, f_bits, row, code):
     """σ(h) rounded to bfloat16 (nearest even, as torch's cast) into f_bits (uint16); ``row``
-    is a float32 scratch row, in L1 between the two loops."""
+    is a float32 scratch row, in L1 between the two loops. The loops are written out rather
+    than calling _forward on one-row slices: the per-row slicing made this 2–4× slower."""
+    k = w.shape[1]
     row_bits = row.view(np.uint32)
-    half, one, bias = np.uint32(16), np.uint32(1), np.uint32(0x7FFF)
     for r in range(ia.shape[0]):
-        _forward(w, ia[r:r + 1], ib[r:r + 1], row.reshape(1, -1), code)
-        out = f_bits[r]
-        for j in range(row.shape[0]):
-            b = row_bits[j]
-            out[j] = (b + bias + ((b >> half) & one)) >> half
+        u, v, out = w[ia[r]], w[ib[r]], f_bits[r]
+        if code == 0:
+            for j in range(k):
+                x = u[j] + v[j]
+                row[j] = x * x
+        elif code == 1:
+            for j in range(k):
+                x = u[j] + v[j]
+                row[j] = x if x > 0 else np.float32(0.0)
+        else:
+            for j in range(k):
+                x = u[j] + v[j]
+                x = x if x > 0 else np.float32(0.0)
+                row[j] = x * x
+        for j in range(k):
+            out[j] = _round_bf16(row_bits[j])
 
 
 def _mse_rows(out, m, label, target, scale, residual, sums):
@@ -113,6 +133,77 @@ def _mse_rows(out, m, label, target, scale, residual, sums):
                 o[c] = e * scale
     sums[0] += loss
     sums[1] += hits
+
+
+def _batched_mse(out, label, inv_m, n_grad, scale, stats, best, first, acc):
+    """li2core.batched's mse pass over outputs kept as (R, M, rows): out[r, c, i] ← the residual
+    e = out + 1/M − [c = y], times scale[r, i] on the first ``n_grad`` rows (G = ∂J/∂out);
+    with a non-empty ``stats`` (R, 2, rows) also the row's Σ_c e² (summed in float64) and its
+    hit (the first largest output is the label). Classes are the outer loop so every inner loop
+    runs along contiguous rows; best, first, acc: per-row scratch."""
+    runs, m, rows = out.shape
+    full = stats.shape[0] > 0
+    for r in range(runs):
+        lab = label[r]
+        for i in range(rows):
+            best[i] = -np.inf
+            first[i] = 0
+            acc[i] = 0.0
+        for c in range(m):
+            o = out[r, c]
+            for i in range(rows):
+                x = o[i]
+                if full and x > best[i]:  # strictly larger: the first index wins a tie
+                    best[i] = x
+                    first[i] = c
+                e = x + inv_m
+                if lab[i] == c:
+                    e = e - np.float32(1.0)
+                if full:
+                    acc[i] += np.float64(e) * np.float64(e)
+                o[i] = e * scale[r, i] if i < n_grad else e
+        if full:
+            for i in range(rows):
+                stats[r, 0, i] = acc[i]
+                stats[r, 1, i] = 1.0 if first[i] == lab[i] else 0.0
+
+
+def _batched_mse_bf16(out_bits, label, inv_m, n_grad, scale, g_bits, stats, best, first,
+                      acc, row):
+    """_batched_mse on bfloat16 outputs (their bits), each class's row widened exactly into
+    the float32 scratch ``row`` (rows entries); G goes to ``g_bits`` (R, M, n_grad) as
+    bfloat16, rounded as torch's cast: no float32 copy of the outputs or of G."""
+    runs, m, rows = out_bits.shape
+    full = stats.shape[0] > 0
+    row_bits = row.view(np.uint32)
+    for r in range(runs):
+        lab = label[r]
+        for i in range(rows):
+            best[i] = -np.inf
+            first[i] = 0
+            acc[i] = 0.0
+        for c in range(m):
+            o, g = out_bits[r, c], g_bits[r, c]
+            for i in range(rows):
+                row_bits[i] = np.uint32(o[i]) << np.uint32(16)
+            for i in range(rows):
+                x = row[i]
+                if full and x > best[i]:
+                    best[i] = x
+                    first[i] = c
+                e = x + inv_m
+                if lab[i] == c:
+                    e = e - np.float32(1.0)
+                if full:
+                    acc[i] += np.float64(e) * np.float64(e)
+                if i < n_grad:
+                    row[i] = e * scale[r, i]
+            for i in range(n_grad):
+                g[i] = _round_bf16(row_bits[i])
+        if full:
+            for i in range(rows):
+                stats[r, 0, i] = acc[i]
+                stats[r, 1, i] = 1.0 if first[i] == lab[i] else 0.0
 
 
 def _class_sums(w, ia, ib, label, sums, code, block):
@@ -178,13 +269,29 @@ def _spectrum_summary(pu, pv, top, dominant, total, agree):
 
 def _backward_bf16(w, ia, ib, d_bits, row, grad, code):
     """_backward with d given as bfloat16 bits (uint16): each row widened exactly into the
-    float32 scratch ``row`` first."""
+    float32 scratch ``row`` first (written out, as in _forward_bf16)."""
+    k = w.shape[1]
     row_bits = row.view(np.uint32)
     for r in range(ia.shape[0]):
-        src = d_bits[r]
-        for j in range(row.shape[0]):
+        src, u, v, ga, gb = d_bits[r], w[ia[r]], w[ib[r]], grad[ia[r]], grad[ib[r]]
+        for j in range(k):
             row_bits[j] = np.uint32(src[j]) << np.uint32(16)
-        _backward(w, ia[r:r + 1], ib[r:r + 1], row.reshape(1, -1), grad, code)
+        if code == 0:
+            for j in range(k):
+                s = row[j] * (u[j] + v[j])
+                ga[j] += s
+                gb[j] += s
+        elif code == 1:
+            for j in range(k):
+                s = row[j] if u[j] + v[j] > 0 else np.float32(0.0)
+                ga[j] += s
+                gb[j] += s
+        else:
+            for j in range(k):
+                x = u[j] + v[j]
+                s = row[j] * x if x > 0 else np.float32(0.0)
+                ga[j] += s
+                gb[j] += s
 
 
 def _motion_sums(x, prev):
@@ -206,6 +313,8 @@ if njit is not None:
                         nogil=True)(_motion_sums)
     _backward_bf16 = _jit(_backward_bf16)
     _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
+    _round_bf16 = _jit(_round_bf16)
+    _batched_mse, _batched_mse_bf16 = _jit(_batched_mse), _jit(_batched_mse_bf16)
     _class_sums, _component_power = _jit(_class_sums), _jit(_component_power)
     _spectrum_summary = _jit(_spectrum_summary)
 
@@ -237,6 +346,14 @@ def warm_up() -> bool:
         hidden_backward_bf16(wn, ia, ib, np.zeros((2, 8), np.uint16), np.zeros(8, np.float32),
                              np.zeros((4, 8), np.float32), act)
         class_sums(w, idx, idx + 2, lab, 3, act)
+    out3, scr = np.zeros((1, 3, 2), np.float32), batched_scratch(2)
+    batched_mse(out3, lab[None].numpy(), 3, 1, np.ones((1, 1), np.float32), None, scr)
+    batched_mse(out3, lab[None].numpy(), 3, 1, np.ones((1, 1), np.float32),
+                np.zeros((1, 2, 2), np.float32), scr)
+    for stats in (None, np.zeros((1, 2, 2), np.float32)):
+        batched_mse_bf16(np.zeros((1, 3, 2), np.uint16), lab[None].numpy(), 3, 1,
+                         np.ones((1, 1), np.float32), np.zeros((1, 3, 1), np.uint16), stats,
+                         scr)
     mse_rows(np.zeros((2, 4), np.float32), 3, lab.numpy(), np.zeros((2, 3), np.float32), 1.0,
              True, np.zeros(2))
     component_power(torch.zeros(2, 3, 8), np.array([-1, 0, 0]), 1)
@@ -277,6 +394,32 @@ def mse_rows(out: np.ndarray, m: int, label: np.ndarray, target: np.ndarray, sca
     ``target`` = e_y − 1/M: adds Σ‖out − t‖² and the argmax hits to ``sums`` (float64, 2) and,
     with ``residual``, leaves (out − t)·scale in ``out``. One pass instead of six torch ops."""
     _mse_rows(out, m, label, target, np.float32(scale), residual, sums)
+
+
+def batched_mse(out: np.ndarray, label: np.ndarray, m: int, n_grad: int, scale: np.ndarray,
+                stats: np.ndarray | None, scratch: tuple) -> None:
+    """The batched engine's mse pass (see _batched_mse): residual, G on the first ``n_grad``
+    rows, and with ``stats`` the per-row loss and hit; ``scratch`` from batched_scratch."""
+    _batched_mse(out, label, np.float32(1.0 / m), n_grad, scale,
+                 stats if stats is not None else _NO_STATS, *scratch[:3])
+
+
+def batched_mse_bf16(out_bits: np.ndarray, label: np.ndarray, m: int, n_grad: int,
+                     scale: np.ndarray, g_bits: np.ndarray, stats: np.ndarray | None,
+                     scratch: tuple) -> None:
+    """batched_mse on bfloat16 outputs (uint16 bits), writing G as bfloat16 into ``g_bits``
+    (R, M, n_grad); ``scratch`` from batched_scratch."""
+    _batched_mse_bf16(out_bits, label, np.float32(1.0 / m), n_grad, scale, g_bits,
+                      stats if stats is not None else _NO_STATS, *scratch)
+
+
+_NO_STATS = np.zeros((0, 2, 0), np.float32)
+
+
+def batched_scratch(rows: int) -> tuple:
+    """Per-row scratch arrays for batched_mse(_bf16) over up to ``rows`` rows."""
+    return (np.empty(rows, np.float32), np.empty(rows, np.int64), np.empty(rows, np.float64),
+            np.empty(rows, np.float32))
 
 
 # -- instruments (li2core.instruments) -------------------------------------------------------

@@ -49,7 +49,7 @@ class BatchedAdam:
         self._fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_",
                               None) if fused else None
         self._t_tensor: torch.Tensor | None = None  # the step count the fused kernel reads
-        self._slices: dict[tuple, tuple[list, list, list, list]] = {}  # per parameter and group
+        self._slices: dict[tuple, tuple[list, dict]] = {}  # per parameter: see _plan
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
@@ -57,31 +57,30 @@ class BatchedAdam:
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if i not in self.state:
                 self.state[i] = (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p))
-            # each run's slice must be contiguous (a whole contiguous tensor's are)
-            runs_contiguous = all(x.is_contiguous() or x[0].is_contiguous() for x in (p, g))
-            if not (self._fused is not None and runs_contiguous
-                    and self._fused_step(i, p, g, *self.state[i][:2])):
+            if not (self._fused is not None and self._fused_step(i, p, g, *self.state[i][:2])):
                 self._tensor_step(p, g, *self.state[i])
 
     def _fused_step(self, i: int, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
                     v: torch.Tensor) -> bool:
         """One fused-kernel call per (lr, η) group; False (nothing changed) if unsupported."""
-        if self._t_tensor is None or self._t_tensor.device != p.device:
-            self._t_tensor = torch.zeros((), device=p.device)
+        # each run's slice must be contiguous (a whole contiguous tensor's are)
+        whole = p.is_contiguous() and g.is_contiguous()
+        if not (whole or (p[0].is_contiguous() and g[0].is_contiguous())):
+            return False
+        # p, m, v keep their storage between steps, and so does a sweep's g: the per-group
+        # slices are made once (a step's Python work is a measurable part of it at sweep sizes)
+        key = (i, whole, p.data_ptr(), p.shape, p.stride())
+        if key not in self._slices:
+            self._slices[key] = self._plan(p, m, v, whole)
+        calls, g_slices = self._slices[key]
+        if g_slices.get("ptr") != (g.data_ptr(), g.stride()):
+            g_slices["ptr"] = (g.data_ptr(), g.stride())
+            g_slices["lists"] = [[g] if ranges == [(0, g.shape[0])] else
+                                 [g[a:b] for a, b in ranges] for *_, ranges in calls]
         self._t_tensor.fill_(self.t)
         b1, b2 = ADAM_BETAS
-        whole = p.is_contiguous() and g.is_contiguous()  # else one slice per run
-        for j, ((lr, wd), ranges) in enumerate(self.groups.items()):
-            if not whole:
-                ranges = [(r, r + 1) for a, b in ranges for r in range(a, b)]
-            # p, m, v keep their storage between steps: their slices are made once (a
-            # step's Python work is a measurable part of it at sweep sizes)
-            key = (i, j, whole, p.data_ptr(), p.shape, p.stride())
-            if key not in self._slices:
-                self._slices[key] = ([p[a:b] for a, b in ranges], [m[a:b] for a, b in ranges],
-                                     [v[a:b] for a, b in ranges], [self._t_tensor] * len(ranges))
-            ps, ms, vs, ts = self._slices[key]
-            gs = [g] if ranges == [(0, g.shape[0])] else [g[a:b] for a, b in ranges]
+        for j, ((ps, ms, vs, ts, lr, wd, _), gs) in enumerate(zip(calls, g_slices["lists"],
+                                                                 strict=True)):
             try:
                 self._fused(ps, gs, ms, vs, [], ts, lr=lr, beta1=b1, beta2=b2,
                             weight_decay=wd, eps=ADAM_EPS, amsgrad=False, maximize=False)
@@ -91,6 +90,21 @@ class BatchedAdam:
                 self._fused = None  # no fused kernel for this device in this torch
                 return False
         return True
+
+    def _plan(self, p: torch.Tensor, m: torch.Tensor, v: torch.Tensor, whole: bool
+              ) -> tuple[list[tuple], dict]:
+        """The fused kernel's tensor lists for each (lr, η) group of runs (one slice per group
+        of consecutive runs, or per run when ``whole`` is False), and room for g's."""
+        if self._t_tensor is None or self._t_tensor.device != p.device:
+            self._t_tensor = torch.zeros((), device=p.device)
+        calls = []
+        for (lr, wd), ranges in self.groups.items():
+            if not whole:
+                ranges = [(r, r + 1) for a, b in ranges for r in range(a, b)]
+            calls.append(([p[a:b] for a, b in ranges], [m[a:b] for a, b in ranges],
+                          [v[a:b] for a, b in ranges], [self._t_tensor] * len(ranges), lr,
+                          wd, ranges))
+        return calls, {}
 
     def _tensor_step(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
                      tmp: torch.Tensor) -> None:

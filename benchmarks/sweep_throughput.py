@@ -15,7 +15,8 @@ times it against an older li2core too, each side in its own process, alternating
 times:
 
     git archive <old commit> li2core | tar -x -C /tmp/before
-    .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before
+    .venv/bin/python benchmarks/sweep_throughput.py --preset scaling-law --before /tmp/before \
+        [--also-set precision=bf16]
 
 ``--interleave OLD/li2core/batched.py`` compares only the batched engine's step, old and new
 in alternating 20-step blocks in one process (one batch per group of the preset), which a
@@ -89,29 +90,35 @@ def time_preset(name: str, sets: list[str]) -> dict:
             "final": [[r.final.get("train_acc"), r.final.get("test_acc")] for r in results]}
 
 
-def compare_trees(name: str, sets: list[str], older: list[str], repeat: int) -> None:
+def compare_trees(name: str, sets: list[str], older: list[str], repeat: int,
+                  also: list[str] | None = None) -> None:
     """Time the preset with li2core from each ``older`` tree and from this one, alternating,
-    each run in a fresh process (one torch thread); keep each side's fastest."""
+    each run in a fresh process (one torch thread); keep each side's fastest. ``also``: one
+    more side, this tree with these further ``field=value`` changes (e.g. precision=bf16,
+    a field older trees may not have)."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    trees = [*older, here]
-    args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
-            *[f"--set={x}" for x in sets]]
+    sides = [(tree, tree, sets) for tree in older] + [("this tree", here, sets)]
+    if also:
+        sides.append((f"this tree, {' '.join(also)}", here, [*sets, *also]))
     best: dict[str, dict] = {}
     for _ in range(repeat):
-        for tree in trees:
+        for label, tree, side_sets in sides:
+            args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
+                    *[f"--set={x}" for x in side_sets]]
             out = subprocess.run(args, env={**os.environ, "PYTHONPATH": tree}, check=True,
                                  capture_output=True, text=True).stdout
             got = json.loads(out.strip().splitlines()[-1])
-            print(f"  {tree}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
-            if tree not in best or got["cpu"] < best[tree]["cpu"]:
-                best[tree] = got
-    after = best[here]
+            print(f"  {label}: {got['cpu']:.1f} CPU s, {got['wall']:.1f} wall s", flush=True)
+            if label not in best or got["cpu"] < best[label]["cpu"]:
+                best[label] = got
+    after = best["this tree"]
     print(f"{name} {' '.join(sets)}, best of {repeat} per side, CPU seconds:")
-    for tree in trees:
-        b = best[tree]
+    first = sides[0][0]
+    for label, _, _ in sides:
+        b = best[label]
         drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], after["final"], strict=True))
-        print(f"  {'this tree' if tree == here else tree}: {b['cpu']:.1f} s, this tree "
-              f"{b['cpu'] / after['cpu']:.2f}× as fast; {b['outcomes']}; largest final "
+        speed = "" if label == first else f", {best[first]['cpu'] / b['cpu']:.2f}× as fast"
+        print(f"  {label}: {b['cpu']:.1f} s{speed}; {b['outcomes']}; largest final "
               f"test-acc difference from this tree {drift:.4f}")
 
 
@@ -201,6 +208,8 @@ def main() -> None:
                         help="with --preset: change a field of the sweep's base run")
     parser.add_argument("--before", metavar="DIR", action="append", default=[],
                         help="with --preset: also time li2core from DIR (repeatable), alternating")
+    parser.add_argument("--also-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --before: one more side, this tree with these changes too")
     parser.add_argument("--floor", action="store_true",
                         help="with --preset: print the matrix-product floor too")
     parser.add_argument("--interleave", metavar="BATCHED_PY",
@@ -219,7 +228,7 @@ def main() -> None:
         if args.interleave:
             interleaved_steps(args.preset, args.set, args.interleave)
         elif args.before:
-            compare_trees(args.preset, args.set, args.before, args.repeat)
+            compare_trees(args.preset, args.set, args.before, args.repeat, args.also_set)
         elif args.json:
             print(json.dumps(time_preset(args.preset, args.set)))
         else:

@@ -151,6 +151,10 @@ def main(argv: list[str]) -> int:
     use_threads(args.threads)
     from tqdm import tqdm
 
+    from li2core.fused import bf16_warning
+
+    if warning := bf16_warning(sweep.base.precision, sweep.base.device):
+        print(f"li2 sweep: warning: {warning}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("runs") / (
         time.strftime("%Y%m%d-%H%M%S") + f"-sweep-{sweep.name}")
     total = sum(c.steps for c in sweep.configs())

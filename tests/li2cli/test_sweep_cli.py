@@ -53,3 +53,18 @@ def test_cli_list_names_presets(capsys):
     assert sweep_command(["--list"]) == 0
     text = capsys.readouterr().out
     assert all(name in text for name in SWEEP_PRESETS)
+
+
+def test_cli_bf16_sweep_runs_and_warns_without_bf16_units(tmp_path, capsys, monkeypatch):
+    # bf16 on a CPU that emulates it would run slower than fp32: the sweep says so, and runs
+    import li2core.fused as fused_module
+
+    monkeypatch.setattr(fused_module, "cpu_has_bf16_units", lambda: False)
+    rc = sweep_command(["--preset", "smoke", "--set", "steps=250", "--set", "precision=bf16",
+                        "--grid", "seed=0", "--grid", "train_fraction=0.2:0.8:0.6",
+                        "--out", str(tmp_path / "sw"), "--json", "--quiet"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "li2 sweep: warning: precision=bf16" in captured.err
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert [r["outcome"] for r in report["runs"]] == ["memorised", "generalised"]

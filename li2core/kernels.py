@@ -41,45 +41,51 @@ def _jit(fn):
     return njit(cache=True, fastmath=False, boundscheck=False, nogil=True)(fn)
 
 
+def _sigma_row(u, v, out, code):
+    """out[j] ← σ(u[j] + v[j]) for one row (float32)."""
+    if code == 0:
+        for j in range(out.shape[0]):
+            x = u[j] + v[j]
+            out[j] = x * x
+    elif code == 1:
+        for j in range(out.shape[0]):
+            x = u[j] + v[j]
+            out[j] = x if x > 0 else np.float32(0.0)
+    else:
+        for j in range(out.shape[0]):
+            x = u[j] + v[j]
+            x = x if x > 0 else np.float32(0.0)
+            out[j] = x * x
+
+
+def _scatter_row(u, v, d, ga, gb, code):
+    """ga[j] += d[j]·σ′(u[j] + v[j])/c and gb[j] += the same, for one row."""
+    if code == 0:  # σ′/2 = h
+        for j in range(d.shape[0]):
+            s = d[j] * (u[j] + v[j])
+            ga[j] += s
+            gb[j] += s
+    elif code == 1:  # σ′ = 1[h > 0]
+        for j in range(d.shape[0]):
+            s = d[j] if u[j] + v[j] > 0 else np.float32(0.0)
+            ga[j] += s
+            gb[j] += s
+    else:  # σ′/2 = relu(h)
+        for j in range(d.shape[0]):
+            x = u[j] + v[j]
+            s = d[j] * x if x > 0 else np.float32(0.0)
+            ga[j] += s
+            gb[j] += s
+
+
 def _forward(w, ia, ib, f, code):
-    k = w.shape[1]
     for r in range(ia.shape[0]):
-        u, v, fr = w[ia[r]], w[ib[r]], f[r]
-        if code == 0:
-            for j in range(k):
-                x = u[j] + v[j]
-                fr[j] = x * x
-        elif code == 1:
-            for j in range(k):
-                x = u[j] + v[j]
-                fr[j] = x if x > 0 else np.float32(0.0)
-        else:
-            for j in range(k):
-                x = u[j] + v[j]
-                x = x if x > 0 else np.float32(0.0)
-                fr[j] = x * x
+        _sigma_row(w[ia[r]], w[ib[r]], f[r], code)
 
 
 def _backward(w, ia, ib, d, grad, code):
-    k = w.shape[1]
     for r in range(ia.shape[0]):
-        u, v, dr, ga, gb = w[ia[r]], w[ib[r]], d[r], grad[ia[r]], grad[ib[r]]
-        if code == 0:  # σ′/2 = h
-            for j in range(k):
-                s = dr[j] * (u[j] + v[j])
-                ga[j] += s
-                gb[j] += s
-        elif code == 1:  # σ′ = 1[h > 0]
-            for j in range(k):
-                s = dr[j] if u[j] + v[j] > 0 else np.float32(0.0)
-                ga[j] += s
-                gb[j] += s
-        else:  # σ′/2 = relu(h)
-            for j in range(k):
-                x = u[j] + v[j]
-                s = dr[j] * x if x > 0 else np.float32(0.0)
-                ga[j] += s
-                gb[j] += s
+        _scatter_row(w[ia[r]], w[ib[r]], d[r], grad[ia[r]], grad[ib[r]], code)
 
 
 def _round_bf16(b):
@@ -92,26 +98,12 @@ def _round_bf16(b):
 
 def _forward_bf16(w, ia, ib, f_bits, row, code):
     """σ(h) rounded to bfloat16 (nearest even, as torch's cast) into f_bits (uint16); ``row``
-    is a float32 scratch row, in L1 between the two loops. The loops are written out rather
-    than calling _forward on one-row slices: the per-row slicing made this 2–4× slower."""
-    k = w.shape[1]
+    is a float32 scratch row, in L1 between the two loops."""
     row_bits = row.view(np.uint32)
     for r in range(ia.shape[0]):
-        u, v, out = w[ia[r]], w[ib[r]], f_bits[r]
-        if code == 0:
-            for j in range(k):
-                x = u[j] + v[j]
-                row[j] = x * x
-        elif code == 1:
-            for j in range(k):
-                x = u[j] + v[j]
-                row[j] = x if x > 0 else np.float32(0.0)
-        else:
-            for j in range(k):
-                x = u[j] + v[j]
-                x = x if x > 0 else np.float32(0.0)
-                row[j] = x * x
-        for j in range(k):
+        _sigma_row(w[ia[r]], w[ib[r]], row, code)
+        out = f_bits[r]
+        for j in range(row.shape[0]):
             out[j] = _round_bf16(row_bits[j])
 
 
@@ -269,29 +261,13 @@ def _spectrum_summary(pu, pv, top, dominant, total, agree):
 
 def _backward_bf16(w, ia, ib, d_bits, row, grad, code):
     """_backward with d given as bfloat16 bits (uint16): each row widened exactly into the
-    float32 scratch ``row`` first (written out, as in _forward_bf16)."""
-    k = w.shape[1]
+    float32 scratch ``row`` first."""
     row_bits = row.view(np.uint32)
     for r in range(ia.shape[0]):
-        src, u, v, ga, gb = d_bits[r], w[ia[r]], w[ib[r]], grad[ia[r]], grad[ib[r]]
-        for j in range(k):
+        src = d_bits[r]
+        for j in range(row.shape[0]):
             row_bits[j] = np.uint32(src[j]) << np.uint32(16)
-        if code == 0:
-            for j in range(k):
-                s = row[j] * (u[j] + v[j])
-                ga[j] += s
-                gb[j] += s
-        elif code == 1:
-            for j in range(k):
-                s = row[j] if u[j] + v[j] > 0 else np.float32(0.0)
-                ga[j] += s
-                gb[j] += s
-        else:
-            for j in range(k):
-                x = u[j] + v[j]
-                s = row[j] * x if x > 0 else np.float32(0.0)
-                ga[j] += s
-                gb[j] += s
+        _scatter_row(w[ia[r]], w[ib[r]], row, grad[ia[r]], grad[ib[r]], code)
 
 
 def _motion_sums(x, prev):
@@ -307,13 +283,17 @@ def _motion_sums(x, prev):
 
 
 if njit is not None:
+    # the per-row helpers the loops call (numba compiles a caller lazily, at its first call,
+    # and inlines these into it)
+    _sigma_row, _scatter_row = (njit(inline="always", fastmath=False, boundscheck=False)(fn)
+                                for fn in (_sigma_row, _scatter_row))
+    _round_bf16 = _jit(_round_bf16)
     _forward, _backward = _jit(_forward), _jit(_backward)
     # reassociation lets the three float64 sums vectorise (each product is exact)
     _motion_sums = njit(cache=True, fastmath={"reassoc"}, boundscheck=False,
                         nogil=True)(_motion_sums)
     _backward_bf16 = _jit(_backward_bf16)
     _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
-    _round_bf16 = _jit(_round_bf16)
     _batched_mse, _batched_mse_bf16 = _jit(_batched_mse), _jit(_batched_mse_bf16)
     _class_sums, _component_power = _jit(_class_sums), _jit(_component_power)
     _spectrum_summary = _jit(_spectrum_summary)

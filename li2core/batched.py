@@ -24,7 +24,7 @@ from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
-from .fused import SIGMA_PRIME_SCALE, _bits, activate_into, mul_sigma_prime_
+from .fused import SIGMA_PRIME_SCALE, activate_into, mul_sigma_prime_
 from .model import init_weights
 from .step import RIDGE_REG
 from .train import StepRate, first_steps, note_first_steps, resolve_device, run_summary
@@ -98,8 +98,8 @@ class _Pass:
             self.f_lo_t, self.f_lo_n = self.f_lo.mT, self.f_lo[:, :runs.n_max]
             self.out_lo = runs.work("out_lo", r, m, rows)
             # σ(h) written as bfloat16 by the compiled loop (its bits): no float32 pass
-            self.f_lo_np = _bits(self.f_lo).reshape(-1, k) if runs.direct_lo else None
-            self.out_lo_np = _bits(self.out_lo) if runs.compiled else None
+            self.f_lo_np = kernels.bf16_bits(self.f_lo).reshape(-1, k) if runs.direct_lo else None
+            self.out_lo_np = kernels.bf16_bits(self.out_lo) if runs.compiled else None
         self.out, self.sq = runs.work("out", r, m, rows), runs.work("sq", r, m, rows)
         # views made once: at these sizes a step's Python and dispatch work (each slice or view
         # is a few µs) is a measurable part of it
@@ -195,9 +195,9 @@ class BatchedRuns:
                         "label": self.label.numpy(), "scale": self.row_scale.view(r, -1).numpy(),
                         "stats": self.stats.numpy(), "scratch": kernels.batched_scratch(m * m)}
             if self.low is not None:
-                self._np["g_lo"] = _bits(self._g_lo)
+                self._np["g_lo"] = kernels.bf16_bits(self._g_lo)
             if self.direct_lo:
-                self._np["d_lo"] = _bits(self._d_lo).reshape(-1, k)
+                self._np["d_lo"] = kernels.bf16_bits(self._d_lo).reshape(-1, k)
         else:
             # dW as sums of training rows' dh: row j of params gets the rows i with a_i = j or
             # M + b_i = j, an embedding-bag sum over a fixed list (padding rows left out)

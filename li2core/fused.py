@@ -99,11 +99,6 @@ def mul_sigma_prime_(d: torch.Tensor, h: torch.Tensor, f: torch.Tensor, scratch:
     raise ValueError(f"activation: unknown {activation!r}")
 
 
-def _bits(x: torch.Tensor) -> np.ndarray:
-    """A bfloat16 tensor's storage as a uint16 numpy array (no copy), for li2core.kernels."""
-    return x.view(torch.int16).numpy().view(np.uint16)
-
-
 def chunk_rows(k: int, device: torch.device, n: int) -> int:
     """Rows per chunk from the L2 size on a CPU; a GPU takes all rows at once (it wants
     large kernels and has no per-core cache to fit)."""
@@ -185,7 +180,8 @@ class FusedStep:
         self.np = {} if not self.compiled else {
             "f": self.f.numpy(), "d": self.d.numpy(), "out": self.out.numpy(),
             "grad_w": self.grad_w.numpy(), "sums": self.sums64.numpy(),
-            **({"f_lo": _bits(self.f_lo), "d_lo": _bits(self.d_lo)} if self.low else {})}
+            **({"f_lo": kernels.bf16_bits(self.f_lo), "d_lo": kernels.bf16_bits(self.d_lo)}
+               if self.low else {})}
 
     # -- public ------------------------------------------------------------------------------
     @torch.no_grad()

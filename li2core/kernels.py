@@ -342,6 +342,12 @@ def warm_up() -> bool:
     return True
 
 
+def bf16_bits(x: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor's storage as a uint16 numpy array (no copy): how the loops read and
+    write bfloat16."""
+    return x.view(torch.int16).numpy().view(np.uint16)
+
+
 def hidden_forward(w: np.ndarray, ia: np.ndarray, ib: np.ndarray, f: np.ndarray,
                    activation: str) -> None:
     """f[r] ← σ(w[ia[r]] + w[ib[r]]) for the rows of the block (float32, C-contiguous)."""

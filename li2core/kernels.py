@@ -127,75 +127,72 @@ def _mse_rows(out, m, label, target, scale, residual, sums):
     sums[1] += hits
 
 
+def _mse_class(x, lab, c, inv_m, n_grad, scale, full, best, first, acc):
+    """One class c of the batched mse pass over a run's rows, in place on its float32 outputs
+    x: x[i] ← e = x + 1/M − [c = y_i], times scale[i] on the first ``n_grad`` rows; with
+    ``full`` the running first largest output (best, first) and Σ e² (acc, float64)."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if full and v > best[i]:  # strictly larger: the first index wins a tie
+            best[i] = v
+            first[i] = c
+        e = v + inv_m
+        if lab[i] == c:
+            e = e - np.float32(1.0)
+        if full:
+            acc[i] += np.float64(e) * np.float64(e)
+        x[i] = e * scale[i] if i < n_grad else e
+
+
+def _mse_reset(rows, best, first, acc):
+    for i in range(rows):
+        best[i] = -np.inf
+        first[i] = 0
+        acc[i] = 0.0
+
+
+def _mse_stats(stats, lab, first, acc):
+    """stats (2, rows) ← each row's loss and hit (the first largest output is the label)."""
+    for i in range(stats.shape[1]):
+        stats[0, i] = acc[i]
+        stats[1, i] = 1.0 if first[i] == lab[i] else 0.0
+
+
 def _batched_mse(out, label, inv_m, n_grad, scale, stats, best, first, acc):
     """li2core.batched's mse pass over outputs kept as (R, M, rows): out[r, c, i] ← the residual
     e = out + 1/M − [c = y], times scale[r, i] on the first ``n_grad`` rows (G = ∂J/∂out);
     with a non-empty ``stats`` (R, 2, rows) also the row's Σ_c e² (summed in float64) and its
-    hit (the first largest output is the label). Classes are the outer loop so every inner loop
-    runs along contiguous rows; best, first, acc: per-row scratch."""
+    hit. Classes are the outer loop so every inner loop runs along contiguous rows; best,
+    first, acc: per-row scratch."""
     runs, m, rows = out.shape
     full = stats.shape[0] > 0
     for r in range(runs):
-        lab = label[r]
-        for i in range(rows):
-            best[i] = -np.inf
-            first[i] = 0
-            acc[i] = 0.0
+        _mse_reset(rows, best, first, acc)
         for c in range(m):
-            o = out[r, c]
-            for i in range(rows):
-                x = o[i]
-                if full and x > best[i]:  # strictly larger: the first index wins a tie
-                    best[i] = x
-                    first[i] = c
-                e = x + inv_m
-                if lab[i] == c:
-                    e = e - np.float32(1.0)
-                if full:
-                    acc[i] += np.float64(e) * np.float64(e)
-                o[i] = e * scale[r, i] if i < n_grad else e
+            _mse_class(out[r, c], label[r], c, inv_m, n_grad, scale[r], full, best, first, acc)
         if full:
-            for i in range(rows):
-                stats[r, 0, i] = acc[i]
-                stats[r, 1, i] = 1.0 if first[i] == lab[i] else 0.0
+            _mse_stats(stats[r], label[r], first, acc)
 
 
 def _batched_mse_bf16(out_bits, label, inv_m, n_grad, scale, g_bits, stats, best, first,
                       acc, row):
     """_batched_mse on bfloat16 outputs (their bits), each class's row widened exactly into
-    the float32 scratch ``row`` (rows entries); G goes to ``g_bits`` (R, M, n_grad) as
-    bfloat16, rounded as torch's cast: no float32 copy of the outputs or of G."""
+    the float32 scratch ``row``; G goes to ``g_bits`` (R, M, n_grad) as bfloat16, rounded as
+    torch's cast: no float32 copy of the outputs or of G."""
     runs, m, rows = out_bits.shape
     full = stats.shape[0] > 0
-    row_bits = row.view(np.uint32)
+    x, x_bits = row[:rows], row.view(np.uint32)[:rows]
     for r in range(runs):
-        lab = label[r]
-        for i in range(rows):
-            best[i] = -np.inf
-            first[i] = 0
-            acc[i] = 0.0
+        _mse_reset(rows, best, first, acc)
         for c in range(m):
             o, g = out_bits[r, c], g_bits[r, c]
             for i in range(rows):
-                row_bits[i] = np.uint32(o[i]) << np.uint32(16)
-            for i in range(rows):
-                x = row[i]
-                if full and x > best[i]:
-                    best[i] = x
-                    first[i] = c
-                e = x + inv_m
-                if lab[i] == c:
-                    e = e - np.float32(1.0)
-                if full:
-                    acc[i] += np.float64(e) * np.float64(e)
-                if i < n_grad:
-                    row[i] = e * scale[r, i]
+                x_bits[i] = np.uint32(o[i]) << np.uint32(16)
+            _mse_class(x, label[r], c, inv_m, n_grad, scale[r], full, best, first, acc)
             for i in range(n_grad):
-                g[i] = _round_bf16(row_bits[i])
+                g[i] = _round_bf16(x_bits[i])
         if full:
-            for i in range(rows):
-                stats[r, 0, i] = acc[i]
-                stats[r, 1, i] = 1.0 if first[i] == lab[i] else 0.0
+            _mse_stats(stats[r], label[r], first, acc)
 
 
 def _class_sums(w, ia, ib, label, sums, code, block):
@@ -285,8 +282,9 @@ def _motion_sums(x, prev):
 if njit is not None:
     # the per-row helpers the loops call (numba compiles a caller lazily, at its first call,
     # and inlines these into it)
-    _sigma_row, _scatter_row = (njit(inline="always", fastmath=False, boundscheck=False)(fn)
-                                for fn in (_sigma_row, _scatter_row))
+    _sigma_row, _scatter_row, _mse_class, _mse_reset, _mse_stats = (
+        njit(inline="always", fastmath=False, boundscheck=False)(fn)
+        for fn in (_sigma_row, _scatter_row, _mse_class, _mse_reset, _mse_stats))
     _round_bf16 = _jit(_round_bf16)
     _forward, _backward = _jit(_forward), _jit(_backward)
     # reassociation lets the three float64 sums vectorise (each product is exact)

@@ -57,13 +57,11 @@ def plan_batches(configs: Sequence[RunConfig], max_elements: int | None = None
     out = []
     for idx in groups.values():
         c = configs[idx[0]]
-        device = resolve_device(c.device).type
-        budget = max_elements or BATCH_ELEMENTS[device]
-        if (max_elements is None and c.precision == "bf16" and c.top_layer != "ridge"
-                and kernels.usable(torch.device(device), c.activation)):
-            # the (R, M², K) tensor is then σ(h) in bfloat16 only (BatchedRuns.direct_lo): the
-            # same bytes hold twice the runs (scaling-law at 1000 steps, one core: 11.6–11.8 s
-            # against 12.7–14.1 s)
+        device = resolve_device(c.device)
+        budget = max_elements or BATCH_ELEMENTS[device.type]
+        if max_elements is None and bf16_only(c, device):
+            # the same bytes hold twice the runs (scaling-law at 1000 steps, one core:
+            # 11.6–11.8 s against 12.7–14.1 s)
             budget *= 2
         size = max(1, budget // (c.group_order**2 * c.hidden))
         idx = sorted(idx, key=lambda i: configs[i].train_fraction)
@@ -72,6 +70,14 @@ def plan_batches(configs: Sequence[RunConfig], max_elements: int | None = None
         cuts = [len(idx) * j // n for j in range(n + 1)]
         out += [idx[cuts[j]:cuts[j + 1]] for j in range(n)]
     return out
+
+
+def bf16_only(config: RunConfig, device: torch.device) -> bool:
+    """Whether a batch of ``config`` keeps σ(h) in bfloat16 only (BatchedRuns.direct_lo):
+    precision bf16 with li2core.kernels' loops, which write σ(h) straight as bfloat16 and read
+    the bfloat16 G·Vᵀ; a ridge top layer solves on the float32 σ(h), so it keeps that pass."""
+    return (config.precision == "bf16" and config.top_layer != "ridge"
+            and kernels.usable(device, config.activation))
 
 
 class _Pass:
@@ -184,9 +190,7 @@ class BatchedRuns:
         self.stats = torch.empty(r, 2, m * m, device=dev)  # per-row loss, hit (full pass)
         # gather + σ and σ′ + scatter-add as li2core.kernels' compiled loops where they serve
         self.compiled = kernels.usable(dev, self.activation)
-        # bf16 with the loops: σ(h) goes straight to bfloat16 and σ′ reads the bfloat16 G·Vᵀ
-        # (a ridge top layer solves on the float32 σ(h), so it keeps the float32 pass)
-        self.direct_lo = self.compiled and self.low is not None and not self.ridge
+        self.direct_lo = bf16_only(c0, dev)
         if self.compiled:
             self._np = {"params": self.params.view(-1, k).numpy(),
                         "grad": self.grad.view(-1, k).numpy(),

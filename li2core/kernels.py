@@ -232,15 +232,19 @@ def _component_power(coef, comp, power):
                 out[j] += x[j] * x[j]
 
 
-def _spectrum_summary(pu, pv, top, dominant, total, agree):
-    """Per node j of (C, K) powers: the largest P_u + P_v and its first component, their sum
-    over components, and whether u's and v's first largest components agree."""
+def _node_summary(pu, pv, norms, r0, spread, kth, active_frac, lock, conc, dominant, agree,
+                  active, locked, counts, stats):
+    """Per node j of (C, K) powers: the largest P_u + P_v and its first component, the
+    normalised concentration (top/total − r0)/spread clipped to [0, 1], whether u's and v's
+    first largest components agree, active (norm ≥ active_frac × the kth smallest norm) and
+    locked (active, concentration ≥ lock), as li2core.instruments.spectra's torch ops compute
+    them in float32; then counts[c] += 1 per locked node dominated by c and stats = (active
+    nodes, Σ concentration over them (float64), locked nodes, locked nodes that agree)."""
     c_count, k = pu.shape
+    top, total = pu[0] + pv[0], pu[0] + pv[0]
     top_u, top_v = pu[0].copy(), pv[0].copy()
     dom_u, dom_v = np.zeros(k, np.int64), np.zeros(k, np.int64)
     for j in range(k):
-        top[j] = pu[0, j] + pv[0, j]
-        total[j] = top[j]
         dominant[j] = 0
     for c in range(1, c_count):
         for j in range(k):
@@ -252,8 +256,28 @@ def _spectrum_summary(pu, pv, top, dominant, total, agree):
                 top_u[j], dom_u[j] = pu[c, j], c
             if pv[c, j] > top_v[j]:
                 top_v[j], dom_v[j] = pv[c, j], c
+    floor = active_frac * np.sort(norms)[kth - 1]
+    n_act, conc_sum, n_locked, n_agree = 0, 0.0, 0, 0
     for j in range(k):
         agree[j] = dom_u[j] == dom_v[j]
+        x = np.float32(0.0)
+        if total[j] > 0:
+            x = (top[j] / max(total[j], np.float32(1e-30)) - r0) / spread
+            if x < 0:
+                x = np.float32(0.0)
+            elif x > 1:
+                x = np.float32(1.0)
+        conc[j] = x
+        active[j] = norms[j] >= floor
+        locked[j] = active[j] and x >= lock
+        if active[j]:
+            n_act += 1
+            conc_sum += np.float64(x)
+        if locked[j]:
+            n_locked += 1
+            n_agree += agree[j]
+            counts[dominant[j]] += 1
+    stats[0], stats[1], stats[2], stats[3] = n_act, conc_sum, n_locked, n_agree
 
 
 def _backward_bf16(w, ia, ib, d_bits, row, grad, code):
@@ -294,7 +318,7 @@ if njit is not None:
     _forward_bf16, _mse_rows = _jit(_forward_bf16), _jit(_mse_rows)
     _batched_mse, _batched_mse_bf16 = _jit(_batched_mse), _jit(_batched_mse_bf16)
     _class_sums, _component_power = _jit(_class_sums), _jit(_component_power)
-    _spectrum_summary = _jit(_spectrum_summary)
+    _node_summary = _jit(_node_summary)
 
 
 def available() -> bool:
@@ -336,7 +360,7 @@ def warm_up() -> bool:
              True, np.zeros(2))
     component_power(torch.zeros(2, 3, 8), np.array([-1, 0, 0]), 1)
     motion_update(w, w.clone())
-    spectrum_summary(torch.zeros(2, 8), torch.zeros(2, 8))
+    node_summary(torch.zeros(2, 8), torch.zeros(2, 8), torch.ones(8), 0.1, 8, 0.2, 0.75)
     return True
 
 
@@ -433,15 +457,21 @@ def component_power(coef: torch.Tensor, comp: np.ndarray, count: int) -> torch.T
     return power
 
 
-def spectrum_summary(pu: torch.Tensor, pv: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(top, dominant, total, agree) per node from two (C, K) power arrays, C ≥ 1: the
-    reductions summarise_spectra needs, in one pass instead of three max and a sum."""
-    k = pu.shape[1]
-    top, total = torch.empty(k, dtype=pu.dtype), torch.empty(k, dtype=pu.dtype)
-    dominant, agree = torch.empty(k, dtype=torch.int64), torch.empty(k, dtype=torch.bool)
-    _spectrum_summary(pu.contiguous().numpy(), pv.contiguous().numpy(), top.numpy(),
-                      dominant.numpy(), total.numpy(), agree.numpy())
-    return top, dominant, total, agree
+def node_summary(pu: torch.Tensor, pv: torch.Tensor, norms: torch.Tensor, r0: float, kth: int,
+                 active_frac: float, lock: float) -> tuple:
+    """(concentration, dominant, agree, active, locked, counts, stats) per node from two (C, K)
+    power arrays (C ≥ 1) and the (K,) node norms (see _node_summary): what summarise_spectra,
+    coverage_stats and nodes_per_component compute, in one pass instead of ~20 torch ops."""
+    c_count, k = pu.shape
+    conc = torch.empty(k, dtype=pu.dtype)
+    dominant = torch.empty(k, dtype=torch.int64)
+    agree, active, locked = (torch.empty(k, dtype=torch.bool) for _ in range(3))
+    counts, stats = np.zeros(c_count, np.int64), np.zeros(4)
+    _node_summary(pu.contiguous().numpy(), pv.contiguous().numpy(),
+                  norms.contiguous().numpy(), np.float32(r0), np.float32(1.0 - r0), kth,
+                  np.float32(active_frac), np.float32(lock), conc.numpy(), dominant.numpy(),
+                  agree.numpy(), active.numpy(), locked.numpy(), counts, stats)
+    return conc, dominant, agree, active, locked, counts, stats
 
 
 def motion_update(x: torch.Tensor, prev: torch.Tensor) -> float:

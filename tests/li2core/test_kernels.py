@@ -10,7 +10,7 @@ from li2core import RunConfig, kernels, make_dataset, train
 from li2core.fused import SIGMA_PRIME_SCALE, activate_into, mul_sigma_prime_
 from li2core.instruments import make_probe
 from li2core.instruments.energy import node_energy
-from li2core.instruments.spectra import node_spectra
+from li2core.instruments.spectra import coverage_stats, node_spectra, nodes_per_component
 from li2core.model import init_weights, mse_target
 from li2core.step import FusedEngine
 
@@ -106,6 +106,12 @@ def test_node_spectra_match_the_torch_path(monkeypatch):
     probe = make_probe(cfg, make_dataset(cfg.build_group(), cfg.train_fraction, cfg.seed))
     w = torch.randn(2 * 14, 64, generator=torch.Generator().manual_seed(4))
     w[:, 0] = 0.0  # a dead node: every component ties at zero
+    basis = torch.tensor(np.array(probe.comps.basis), dtype=torch.float32)
+    comp = probe.comps.column_component
+    for j in range(1, 9):  # nodes inside one component (locked), two per component
+        i = int(np.flatnonzero(comp == j % probe.n_components)[0])
+        w[:14, j], w[14:, j] = 3 * basis[:, i], -2 * basis[:, i]
+    w[:, 50:] *= 0.01  # small nodes: not active
     fast = node_spectra(probe.comps, w)
     monkeypatch.setenv("LI2_NO_KERNELS", "1")
     slow = node_spectra(probe.comps, w)
@@ -114,6 +120,12 @@ def test_node_spectra_match_the_torch_path(monkeypatch):
                                    atol=1e-6)
     for name in ("dominant", "agree", "active", "locked"):
         assert torch.equal(getattr(fast, name), getattr(slow, name)), name
+    # the compiled pass also counts what coverage_stats and nodes_per_component report
+    assert fast.tally is not None and slow.tally is None
+    assert int(fast.locked.sum()) > 0 and int((~fast.active).sum()) > 0  # both rules bite
+    assert coverage_stats(fast) == pytest.approx(coverage_stats(slow), rel=1e-6)
+    assert nodes_per_component(fast, probe.n_components) == nodes_per_component(
+        slow, probe.n_components)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

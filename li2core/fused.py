@@ -163,16 +163,28 @@ class FusedStep:
         self.v_used = torch.zeros(k, self.m_fwd, **f32)  # V centred (mse) or V, zero-padded
         self.vt_back = torch.empty(m, k, **f32)  # σ′'s constant × V_usedᵀ, for dF = G·Vᵀ
         self.sums = {name: torch.zeros(2, **f32) for name in self.sets}  # Σ loss, hits
+        self.mse_t: dict = {}  # set → (labels, G's scale) where _sweep_lo serves (bf16, mse)
         if self.low is not None:
             lo = dict(dtype=self.low, device=dev)
             # every training row's σ(h) and G kept in bf16 (2·n·(K + M) bytes), so dV is one
             # product over all rows after the sweep instead of one per chunk
             rows_lo = max(n, c)
-            # with the compiled loops every row of a set gets its σ(h) in f_lo (see _sweep_lo)
-            rows_f = max(rows_lo, self.n_test) if self.compiled else rows_lo
+            # the compiled mse path (_sweep_lo) gives every row of a set its σ(h) in f_lo and
+            # keeps the outputs and G transposed, (M, rows), flat buffers viewed per set
+            whole = self.compiled and loss == "mse"
+            rows_f = max(rows_lo, self.n_test) if whole else rows_lo
             self.f_lo, self.g_lo = torch.empty(rows_f, k, **lo), torch.empty(rows_lo, m, **lo)
-            self.out_lo = torch.empty(rows_f if self.compiled else 0, m, **lo)
-            self.out_all = torch.empty(rows_f if self.compiled else 0, m, **f32)
+            flat = m * rows_f if whole else 0
+            self.out_t_lo, self.g_t_lo = torch.empty(flat, **lo), torch.empty(flat, **lo)
+            self.vt_fwd_lo = torch.empty(m, k, **lo)  # V_usedᵀ: outᵀ = V_usedᵀ·σ(h)ᵀ
+            self.dvt_lo = torch.empty(m, k, **lo)
+            self.stats = np.zeros((1, 2, rows_f if whole else 0), np.float32)
+            self.mse_scratch = kernels.batched_scratch(rows_f) if whole else ()
+            # per set: labels and G's scale 2/n per row, as the batched mse pass reads them
+            self.mse_t = {name: (y[None].numpy(), np.full((1, int(y.numel())),
+                                                          2.0 / max(int(y.numel()), 1),
+                                                          np.float32))
+                          for name, (_, y, _) in self.sets.items()} if whole else {}
             self.v_lo, self.vt_lo = torch.empty(k, m, **lo), torch.empty(m, k, **lo)
             self.d_lo = torch.empty(c, k, **lo)
         # with ``collect`` set, a step also keeps what instruments read of the forward pass:
@@ -185,7 +197,8 @@ class FusedStep:
             "f": self.f.numpy(), "d": self.d.numpy(), "out": self.out.numpy(),
             "grad_w": self.grad_w.numpy(), "sums": self.sums64.numpy(),
             **({"f_lo": kernels.bf16_bits(self.f_lo), "d_lo": kernels.bf16_bits(self.d_lo),
-                "out_all": self.out_all.numpy()} if self.low else {})}
+                "out_t": kernels.bf16_bits(self.out_t_lo), "g_t": kernels.bf16_bits(self.g_t_lo)}
+               if self.low else {})}
 
     # -- public ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -225,6 +238,8 @@ class FusedStep:
         if self.low is not None:
             self.v_lo.copy_(used)
             self.vt_lo.copy_(self.vt_back)
+            if self.mse_t:
+                self.vt_fwd_lo.copy_(used.T)
 
     def _loop_rows(self, name: str, w_np, lo: int, hi: int) -> tuple | None:
         """(W, rows' a indices, rows' M + b indices) of rows lo:hi of set ``name``, numpy, for
@@ -249,7 +264,7 @@ class FusedStep:
         return h, f
 
     def _sweep(self, name: str, w: torch.Tensor, backward: bool) -> torch.Tensor:
-        if self.low is not None and self.compiled and not (self.collect and name == "train"):
+        if self.mse_t and not (self.collect and name == "train"):
             return self._sweep_lo(name, w, backward)
         idx_all, y_all, t_all = self.sets[name]
         n = idx_all.shape[1]
@@ -306,39 +321,38 @@ class FusedStep:
         return sums / max(n, 1)
 
     def _sweep_lo(self, name: str, w: torch.Tensor, backward: bool) -> torch.Tensor:
-        """_sweep in bf16 with the compiled loops: σ(h) of every row of the set into f_lo in
-        one pass, then σ(h)·V as one product over all rows (oneDNN's bf16 GEMM at fig3: 3025
-        test rows 114 → 136 GFLOP/s, 2016 training rows 113 → 126, against 256-row chunks,
-        one core), the loss and G over all rows, and the backward chunk by chunk so that each
-        chunk's G·Vᵀ stays in L2 for the σ′ and scatter loop."""
-        idx_all, y_all, t_all = self.sets[name]
+        """_sweep in bf16 with the compiled loops and the mse loss: σ(h) of every row of the
+        set into f_lo in one pass; the outputs as one product over all rows, transposed,
+        outᵀ = V_usedᵀ·σ(h)ᵀ (oneDNN's bf16 GEMM at fig3, one core: 169 GFLOP/s against
+        113–115 for 256-row chunks of σ(h)·V and 130–153 for all rows at once); the loss,
+        hits and G (as Gᵀ, bf16) in the batched engine's mse pass; dVᵀ = Gᵀσ(h) from the
+        contiguous Gᵀ; the backward chunk by chunk, each chunk's G·Vᵀ in L2 for its loop."""
+        idx_all = self.sets[name][0]
         n = idx_all.shape[1]
         ia, ib = self.rows_np[name]
         w_np = w.numpy()
-        sums = self.sums[name]
-        sums.zero_()
-        self.sums64.zero_()
         kernels.hidden_forward_bf16(w_np, ia, ib, self.np["f_lo"][:n], self.row_np,
                                     self.activation)
-        out = self.out_all[:n]
-        out.copy_(torch.mm(self.f_lo[:n], self.v_lo, out=self.out_lo[:n]))
-        scale = (2.0 if self.loss == "mse" else 1.0) / max(n, 1)
-        if name in self.mse_np:  # loss, hits and G = ∂J/∂out in one compiled pass
-            y_np, t_np = self.mse_np[name]
-            kernels.mse_rows(self.np["out_all"][:n], self.m, y_np, t_np, scale, backward,
-                             self.np["sums"])
-            sums.copy_(self.sums64)
-        else:
-            self._loss_and_residual(out, y_all, t_all, sums)
-            if backward:
-                out.mul_(scale)
+        out_t = self.out_t_lo[:self.m * n].view(self.m, n)
+        torch.mm(self.vt_fwd_lo, self.f_lo[:n].T, out=out_t)
+        labels, scale = self.mse_t[name]
+        stats = self.stats[:, :, :n]
+        n_grad = n if backward else 0
+        kernels.batched_mse_bf16(self.np["out_t"][:self.m * n].reshape(1, self.m, n), labels,
+                                 self.m, n_grad, scale,
+                                 self.np["g_t"][:self.m * n_grad].reshape(1, self.m, n_grad),
+                                 stats, self.mse_scratch)
+        sums = self.sums[name]
+        sums[0], sums[1] = float(stats[0, 0].sum(dtype=np.float64)), float(stats[0, 1].sum())
         if backward:
+            g_t = self.g_t_lo[:self.m * n].view(self.m, n)
             for lo in range(0, n, self.chunk):
                 hi = min(n, lo + self.chunk)
-                self._backward(w, idx_all[:, lo:hi], None, None, out[lo:hi], lo, hi,
-                               (w_np, ia[lo:hi], ib[lo:hi]))
+                torch.mm(g_t[:, lo:hi].T, self.vt_lo, out=self.d_lo[:hi - lo])
+                kernels.hidden_backward_bf16(w_np, ia[lo:hi], ib[lo:hi], self.np["d_lo"][:hi - lo],
+                                             self.row_np, self.np["grad_w"], self.activation)
             if not self.ridge:
-                self.grad_vt.copy_(self.g_lo[:n].T @ self.f_lo[:n])
+                self.grad_vt.copy_(torch.mm(g_t, self.f_lo[:n], out=self.dvt_lo))
                 self.grad_v.copy_(self.grad_vt.T)
         return sums / max(n, 1)
 

@@ -94,7 +94,7 @@ def summarise_spectra(comps: Components, su: torch.Tensor, sv: torch.Tensor,
     kth = max(1, math.ceil(0.99 * k))
     if kernels.instruments_usable(su) and su.shape[1] > 0:
         # one pass over the (C, K) arrays su and sv are views of, counts included (the
-        # spectra group 1.9 → ~1.0 ms per call at fig3, in the training loop)
+        # spectra group 2.1–2.3 → 1.8–1.9 ms per call at fig3, in the training loop)
         conc, dominant, agree, active, locked, counts, stats = kernels.node_summary(
             su.T, sv.T, norms, concentration_baseline(comps), kth, ACTIVE_FRACTION,
             CONCENTRATED)

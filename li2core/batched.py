@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import kernels
+from . import batched_kernels, kernels
 from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
@@ -113,6 +113,7 @@ class _Pass:
         self.out_flat = self.out.view(-1)
         if runs.compiled:
             self.out_np, self.f_np = self.out.numpy(), self.f_flat.numpy()
+            self.f_np3 = self.f.numpy()  # (R, rows, K): batched_kernels' products
         n = runs.n_max  # the training rows: all of a training pass, the start of a full one
         self.g, self.h_n, self.f_n = self.out[:, :, :n], self.h[:, :n], self.f[:, :n]
         self.g_t, self.s_n = self.g.mT, self.scratch[:, :n]
@@ -221,6 +222,15 @@ class BatchedRuns:
         # V centred over classes (mse) and V·σ′ scale for dh: small buffers reused every step
         self._vt_sum = torch.empty(r, 1, k, device=dev)
         self._vt_c, self._vt_back = torch.empty(2, r, m, k, device=dev)
+        # fp32 mse with a trained top layer on MKL: the step as two compiled calls that run the
+        # products through sgemm directly, bitwise those of torch.bmm (li2core.batched_kernels)
+        self.direct = (self.compiled and self.low is None and self.loss == "mse"
+                       and not self.ridge and batched_kernels.available())
+        if self.direct:
+            self._dvt = torch.empty(r, m, k, device=dev)
+            self._np.update(vt_c=self._vt_c.numpy(), vt_back=self._vt_back.numpy(),
+                            dvt=self._dvt.numpy(), d_h3=self._d_h.numpy())
+            self._gemm_args = batched_kernels.gemm_args()
         lr = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=dev)
         wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64, device=dev)
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
@@ -247,6 +257,18 @@ class BatchedRuns:
         out = σ(h)·V·(I − 11ᵀ/M): the loss's centring moved onto the small matrix.
         """
         self._pass = ps = self._passes[full]
+        if self.direct:
+            self.vt_used = torch.sub(self.vt, torch.sum(self.vt, dim=1, keepdim=True,
+                                                        out=self._vt_sum),
+                                     alpha=1.0 / self.m, out=self._vt_c)
+            batched_kernels.forward(self._np["params"], ps.rows_np, (ps.f_np, ps.f_np3),
+                                    self._np["vt_c"], ps.out_np, self.activation,
+                                    self._np["label"], self.n_max, self._np["scale"],
+                                    self._np["stats"] if full else None, self._np["scratch"],
+                                    self._gemm_args)
+            self.h, self.f, self.e = None, ps.f, ps.out
+            self.evaluated, self._scaled = full, True
+            return
         flat = self._flat_params
         if self.direct_lo:  # σ(h) straight into bfloat16; no float32 σ(h) is kept
             kernels.hidden_forward_bf16(self._np["params"], *ps.rows_np, ps.f_lo_np,
@@ -369,6 +391,17 @@ class BatchedRuns:
     def _gradients(self) -> None:
         """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""
         m, k, ps = self.m, self.k, self._pass
+        if self.direct:
+            batched_kernels.backward(self._np["params"], self._passes[False].rows_np, ps.f_np3,
+                                     ps.out_np, self.n_max, self._np["vt_c"],
+                                     self._np["vt_back"], SIGMA_PRIME_SCALE[self.activation],
+                                     self._np["dvt"], (self._np["d_h3"], self._np["d_h"]),
+                                     self._np["grad"], self.activation, self._gemm_args)
+            # dV centred over classes, as below
+            total = torch.sum(self._dvt, dim=1, keepdim=True, dtype=torch.float32,
+                              out=self._vt_sum)
+            torch.sub(self._dvt, total, alpha=1.0 / m, out=self.grad[:, 2 * m:])
+            return
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
             ps.g.mul_(self.row_scale)
             self._scaled = True

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from li2core import kernels
+from li2core import batched_kernels, kernels
 
 try:
     kernels.warm_up()
+    batched_kernels.warm_up()  # the batched engine's fp32 step, where it serves
 except Exception:  # a failed warm-up must not take the forkserver down: runs compile lazily
-    logging.getLogger(__name__).exception("warming up li2core.kernels failed")
+    logging.getLogger(__name__).exception("warming up li2core's compiled loops failed")

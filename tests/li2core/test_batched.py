@@ -261,3 +261,42 @@ def test_compiled_loops_give_the_torch_ops_gradients_bit_for_bit(activation, top
     compiled, ops = torch.stack(metrics[:3]), torch.stack(metrics[3:])
     assert torch.equal(compiled[..., [1, 3]], ops[..., [1, 3]])  # accuracies: the same hits
     torch.testing.assert_close(compiled, ops, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["square", "relu", "relu_square"])
+def test_direct_sgemm_step_gives_the_torch_products_bit_for_bit(activation, monkeypatch):
+    # li2core.batched_kernels runs the fp32 mse step's three products through MKL's sgemm from
+    # compiled code: the parameters and metrics must be bitwise those of the torch.bmm path,
+    # over evaluation and training-rows passes of runs with different n (padded rows)
+    from li2core import batched_kernels
+
+    if not batched_kernels.available():
+        pytest.skip("no direct sgemm here (numba missing, or torch not built on MKL)")
+    configs = [RunConfig(**{**BASE, **v, "activation": activation}) for v in VARIANTS]
+    results = []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(batched_kernels, "available", lambda: False)
+        batch = BatchedRuns(configs)
+        assert batch.direct is direct
+        metrics = []
+        for step in range(12):
+            batch.forward(full=step % 4 == 0)
+            if step % 4 == 0:
+                metrics.append(batch.metrics())
+            batch.step()
+        results.append((batch.params.clone(), torch.stack(metrics)))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("extra,direct", [
+    ({}, True), ({"precision": "bf16"}, False), ({"top_layer": "ridge"}, False),
+    ({"loss": "cross_entropy", "activation": "relu"}, False), ({"activation": "silu"}, False)])
+def test_direct_sgemm_step_serves_fp32_mse_with_a_trained_top_layer_only(extra, direct):
+    from li2core import batched_kernels
+
+    if not batched_kernels.available():
+        pytest.skip("no direct sgemm here (numba missing, or torch not built on MKL)")
+    assert batched_kernels.warm_up()  # what the forkserver and the lab image run
+    assert BatchedRuns([RunConfig(**{**BASE, **extra})]).direct is direct

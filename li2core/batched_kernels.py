@@ -1,14 +1,14 @@
 """The batched engine's fp32 mse step as two compiled calls that run its matrix products
 through MKL's sgemm directly (li2core.batched; numba, optional).
 
-At sweep sizes (K ≤ 128, M ≤ 53, one run per batch at Z53) a step is ~0.5 ms of arithmetic,
-and torch's per-op dispatch (~18 µs a bmm, ~7–15 µs each small op) and the Python around it
-are a quarter of the preset's time. torch's CPU wheels export MKL's Fortran ``sgemm_`` from
-libtorch_cpu, the routine torch.bmm itself calls for these fp32 products: called from
-compiled code with the same operands, strides and transposes it gives bitwise the same
-outputs (tests/li2core/test_batched.py), without the dispatch. So the forward pass (gather +
-σ, the outputs σ(h)·V_c, the mse pass) is one call, and the backward (dVᵀ = Gᵀσ(h),
-∂J/∂h = G·V_cᵀ·c, the σ′ + scatter-add onto ∂J/∂W) another.
+At sweep sizes (K ≤ 128, M ≤ 53, one run per batch at Z53) a step is a few hundred µs, and
+each torch op around the compiled loops costs its dispatch. torch's CPU wheels export MKL's
+Fortran ``sgemm_`` from libtorch_cpu, the routine torch.bmm itself calls for these fp32
+products: called from compiled code with the same operands, strides and transposes it gives
+bitwise the same outputs (tests/li2core/test_batched.py), without the dispatch. So the forward
+pass (gather + σ, the outputs σ(h)·V_c, the mse pass) is one call, and the backward
+(dVᵀ = Gᵀσ(h), ∂J/∂h = G·V_cᵀ·c, the σ′ + scatter-add onto ∂J/∂W) another: 1.04–1.10× per
+step on the scaling-law preset's batches (benchmarks/README.md, sixth round).
 
 Used only where torch runs on MKL and a one-off check of all three product layouts against
 torch.bmm passes; elsewhere the engine keeps its torch products.

@@ -189,16 +189,20 @@ def warm_up() -> bool:
         return False
     runs, m, k, rows = 1, 3, 8, 4
     params = np.zeros((runs * 3 * m, k), np.float32)
+    # row indices come contiguous, or strided where a one-run batch's are a view of its bags
     ia, ib = np.zeros(runs * rows, np.int64), np.full(runs * rows, m, np.int64)
+    index_pairs = ((ia, ib), (np.zeros(2 * runs * rows, np.int64)[::2],
+                              np.full(2 * runs * rows, m, np.int64)[::2]))
     f, out = np.zeros((runs, rows, k), np.float32), np.zeros((runs, m, rows), np.float32)
     vt_c, vt_back, dvt = (np.zeros((runs, m, k), np.float32) for _ in range(3))
     d_h = np.zeros((runs, rows, k), np.float32)
     label, scale = np.zeros((runs, rows), np.int64), np.ones((runs, rows), np.float32)
     scratch, args = kernels.batched_scratch(rows), gemm_args()
     for act in ("square", "relu", "relu_square"):
-        for stats in (None, np.zeros((runs, 2, rows), np.float32)):
-            forward(params, (ia, ib), (f.reshape(-1, k), f), vt_c, out, act, label, rows,
-                    scale, stats, scratch, args)
-        backward(params, (ia, ib), f, out, rows, vt_c, vt_back, 2.0, dvt,
-                 (d_h, d_h.reshape(-1, k)), params, act, args)
+        for rows_np in index_pairs:
+            for stats in (None, np.zeros((runs, 2, rows), np.float32)):
+                forward(params, rows_np, (f.reshape(-1, k), f), vt_c, out, act, label, rows,
+                        scale, stats, scratch, args)
+            backward(params, rows_np, f, out, rows, vt_c, vt_back, 2.0, dvt,
+                     (d_h, d_h.reshape(-1, k)), params, act, args)
     return True

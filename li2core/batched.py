@@ -258,9 +258,7 @@ class BatchedRuns:
         """
         self._pass = ps = self._passes[full]
         if self.direct:
-            self.vt_used = torch.sub(self.vt, torch.sum(self.vt, dim=1, keepdim=True,
-                                                        out=self._vt_sum),
-                                     alpha=1.0 / self.m, out=self._vt_c)
+            self.vt_used = self._v_used()
             batched_kernels.forward(self._np["params"], ps.rows_np, (ps.f_np, ps.f_np3),
                                     self._np["vt_c"], ps.out_np, self.activation,
                                     self._np["label"], self.n_max, self._np["scale"],
@@ -285,11 +283,7 @@ class BatchedRuns:
             self.f = f = activate_into(h, ps.f, ps.scratch, self.activation)
         if self.ridge:
             self.vt.copy_(self._ridge(f[:, :self.n_max]).mT)
-        vt = self.vt
-        if self.loss == "mse":
-            vt = torch.sub(vt, torch.sum(vt, dim=1, keepdim=True, out=self._vt_sum),
-                           alpha=1.0 / self.m, out=self._vt_c)
-        self.vt_used = vt
+        self.vt_used = vt = self._v_used()
         if self.low is None:
             self.e = out = torch.bmm(vt, ps.f_t, out=ps.out)  # (R, M, rows)
         else:
@@ -397,10 +391,7 @@ class BatchedRuns:
                                      self._np["vt_back"], SIGMA_PRIME_SCALE[self.activation],
                                      self._np["dvt"], (self._np["d_h3"], self._np["d_h"]),
                                      self._np["grad"], self.activation, self._gemm_args)
-            # dV centred over classes, as below
-            total = torch.sum(self._dvt, dim=1, keepdim=True, dtype=torch.float32,
-                              out=self._vt_sum)
-            torch.sub(self._dvt, total, alpha=1.0 / m, out=self.grad[:, 2 * m:])
+            self._put_dvt(self._dvt)
             return
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
             ps.g.mul_(self.row_scale)
@@ -444,13 +435,25 @@ class BatchedRuns:
                                       0)[0]
             self.grad = d_w.view(self.runs, 3 * m, k)  # rows of Vᵀ: empty bags, 0
         if d_vt is not None:
-            into = self.grad[:, 2 * m:]
-            if self.loss == "mse":  # centred over classes (_vt_sum is free after forward)
-                total = torch.sum(d_vt, dim=1, keepdim=True, dtype=torch.float32,
-                                  out=self._vt_sum)
-                torch.sub(d_vt, total, alpha=1.0 / m, out=into)
-            else:
-                into.copy_(d_vt)
+            self._put_dvt(d_vt)
+
+    def _v_used(self) -> torch.Tensor:
+        """Vᵀ as the outputs use it: centred over classes for mse (the loss is blind to V's
+        class mean), else Vᵀ itself."""
+        if self.loss != "mse":
+            return self.vt
+        return torch.sub(self.vt, torch.sum(self.vt, dim=1, keepdim=True, out=self._vt_sum),
+                         alpha=1.0 / self.m, out=self._vt_c)
+
+    def _put_dvt(self, d_vt: torch.Tensor) -> None:
+        """∂J/∂Vᵀ (R, M, K) into the gradient's Vᵀ rows, centred over classes for mse
+        (_vt_sum is free after forward)."""
+        into = self.grad[:, 2 * self.m:]
+        if self.loss != "mse":
+            into.copy_(d_vt)
+            return
+        total = torch.sum(d_vt, dim=1, keepdim=True, dtype=torch.float32, out=self._vt_sum)
+        torch.sub(d_vt, total, alpha=1.0 / self.m, out=into)
 
     def step(self) -> None:
         """One full-batch optimizer step for every run, from the last forward pass."""

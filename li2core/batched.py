@@ -114,6 +114,9 @@ class _Pass:
         if runs.compiled:
             self.out_np, self.f_np = self.out.numpy(), self.f_flat.numpy()
             self.f_np3 = self.f.numpy()  # (R, rows, K): batched_kernels' products
+            # rows each run's pass needs: all M² at an evaluation, its own n in training
+            self.used_np = (np.full(r, rows, np.int64) if rows == m * m
+                            else runs.n_train.numpy().astype(np.int64))
         n = runs.n_max  # the training rows: all of a training pass, the start of a full one
         self.g, self.h_n, self.f_n = self.out[:, :, :n], self.h[:, :n], self.f[:, :n]
         self.g_t, self.s_n = self.g.mT, self.scratch[:, :n]
@@ -263,7 +266,7 @@ class BatchedRuns:
                                     self._np["vt_c"], ps.out_np, self.activation,
                                     self._np["label"], self.n_max, self._np["scale"],
                                     self._np["stats"] if full else None, self._np["scratch"],
-                                    self._gemm_args)
+                                    self._gemm_args, ps.used_np)
             self.h, self.f, self.e = None, ps.f, ps.out
             self.evaluated, self._scaled = full, True
             return
@@ -387,7 +390,8 @@ class BatchedRuns:
         m, k, ps = self.m, self.k, self._pass
         if self.direct:
             batched_kernels.backward(self._np["params"], self._passes[False].rows_np, ps.f_np3,
-                                     ps.out_np, self.n_max, self._np["vt_c"],
+                                     ps.out_np, self.n_max, self._passes[False].used_np,
+                                     self._np["vt_c"],
                                      self._np["vt_back"], SIGMA_PRIME_SCALE[self.activation],
                                      self._np["dvt"], (self._np["d_h3"], self._np["d_h"]),
                                      self._np["grad"], self.activation, self._gemm_args)

@@ -10,8 +10,10 @@ pass (gather + σ, the outputs σ(h)·V_c, the mse pass) is one call, and the ba
 (dVᵀ = Gᵀσ(h), ∂J/∂h = G·V_cᵀ·c, the σ′ + scatter-add onto ∂J/∂W) another: 1.04–1.10× per
 step on the scaling-law preset's batches (benchmarks/README.md, sixth round).
 
-Used only where torch runs on MKL and a one-off check of all three product layouts against
-torch.bmm passes; elsewhere the engine keeps its torch products.
+Used only where torch runs on MKL, on one thread, and a one-off check of all three product
+layouts against torch.bmm passes; elsewhere the engine keeps its torch products. A training
+pass skips each run's padding rows (past its own n) except in dV's product, whose sum over
+all n_max rows MKL would round differently if shortened.
 """
 
 from __future__ import annotations
@@ -71,45 +73,61 @@ def _gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, args):
            b.ctypes.data, p + 16, scalars.ctypes.data + 4, c.ctypes.data, p + 20)
 
 
-def _products_forward(f, vt_c, out, ints, scalars):
-    """out[r] (M, rows) = V_c,r·σ(h_r)ᵀ for every run; f: (R, rows, K)."""
+def _products_forward(f, vt_c, out, used, ints, scalars):
+    """out[r][:, :used[r]] (M, rows) = V_c,r·σ(h_r)ᵀ over run r's first used[r] rows;
+    f: (R, rows, K)."""
     runs, rows, k = f.shape
     m = vt_c.shape[1]
     for r in range(runs):
         # row-major out_r is column-major out_rᵀ (rows × M) = σ(h_r)·V_c,rᵀ
-        _gemm(_T, _N, rows, m, k, f[r], k, vt_c[r], k, out[r], rows, (ints, scalars))
+        _gemm(_T, _N, used[r], m, k, f[r], k, vt_c[r], k, out[r], rows, (ints, scalars))
 
 
-def _products_backward(f, out, n, vt_back, dvt, d_h, ints, scalars):
-    """dVᵀ_r = G_r·σ(h_r) and ∂J/∂h_r = G_rᵀ·V_back,r over the first n rows, G = out[:, :, :n]."""
+def _products_backward(f, out, n, used, vt_back, dvt, d_h, ints, scalars):
+    """dVᵀ_r = G_r·σ(h_r) over the first n rows (G = out[:, :, :n]; rows past used[r] must
+    hold G = 0) and ∂J/∂h_r = G_rᵀ·V_back,r over the first used[r] rows."""
     runs, rows, k = f.shape
     m = vt_back.shape[1]
     for r in range(runs):
-        # dVᵀ_r (M × K row-major) is column-major (K × M) = σ(h_r)ᵀ[:, :n]·G_rᵀ
+        # dVᵀ_r (M × K row-major) is column-major (K × M) = σ(h_r)ᵀ[:, :n]·G_rᵀ; over all n
+        # rows even where used[r] < n: a shorter sum changes MKL's rounding
         _gemm(_N, _N, k, m, n, f[r], k, out[r], rows, dvt[r], k, (ints, scalars))
         # ∂J/∂h_r (n × K row-major) is column-major (K × n) = V_back,rᵀ·G_r
-        _gemm(_N, _T, k, n, m, vt_back[r], k, out[r], rows, d_h[r], k, (ints, scalars))
+        _gemm(_N, _T, k, used[r], m, vt_back[r], k, out[r], rows, d_h[r], k, (ints, scalars))
 
 
 def _forward_fp32(params, ia, ib, f_flat, f, vt_c, out, code, label, inv_m, n_grad, scale,
-                  stats, best, first, acc, ints, scalars):
-    """σ(h) of every run's rows into f (R, rows, K; f_flat its (R·rows, K) view), the outputs,
-    then the mse pass (kernels._batched_mse): residual, G on the first n_grad rows, stats."""
-    kernels._forward(params, ia, ib, f_flat, code)
-    _products_forward(f, vt_c, out, ints, scalars)
+                  stats, best, first, acc, ints, scalars, used):
+    """σ(h) of each run's first used[r] rows into f (R, rows, K; f_flat its (R·rows, K) view),
+    their outputs, then the mse pass (kernels._batched_mse): residual, G on the first n_grad
+    rows, stats. A training pass uses each run's own n (used[r] = n_r ≤ n_grad = n_max): its
+    padding rows are neither formed nor multiplied, and their G is set to 0, which their zero
+    scale gave before."""
+    runs, rows, k = f.shape
+    for r in range(runs):
+        lo = r * rows
+        kernels._forward(params, ia[lo:lo + used[r]], ib[lo:lo + used[r]],
+                         f_flat[lo:lo + used[r]], code)
+    _products_forward(f, vt_c, out, used, ints, scalars)
     kernels._batched_mse(out, label, inv_m, n_grad, scale, stats, best, first, acc)
+    for r in range(runs):
+        out[r, :, used[r]:n_grad] = 0.0
 
 
-def _backward_fp32(params, ia, ib, f, out, n, vt_c, vt_back, sigma_scale, dvt, d_h, d_h_flat,
-                   grad, code, ints, scalars):
+def _backward_fp32(params, ia, ib, f, out, n, used, vt_c, vt_back, sigma_scale, dvt, d_h,
+                   d_h_flat, grad, code, ints, scalars):
     """V_back = V_c·c (c = 1 or 2: exact, as torch.mul), the two products, then grad ← 0 and
-    the σ′ + scatter-add of ∂J/∂h onto both rows of ∂J/∂W (kernels._backward)."""
+    the σ′ + scatter-add of each run's first used[r] rows of ∂J/∂h onto both rows of ∂J/∂W
+    (kernels._backward; a padding row's ∂J/∂h is 0 and would add nothing)."""
     flat_c, flat_b = vt_c.reshape(-1), vt_back.reshape(-1)
     for i in range(flat_c.shape[0]):
         flat_b[i] = flat_c[i] * sigma_scale
-    _products_backward(f, out, n, vt_back, dvt, d_h, ints, scalars)
+    _products_backward(f, out, n, used, vt_back, dvt, d_h, ints, scalars)
     grad[:] = 0.0
-    kernels._backward(params, ia, ib, d_h_flat, grad, code)
+    for r in range(f.shape[0]):
+        lo = r * n
+        kernels._backward(params, ia[lo:lo + used[r]], ib[lo:lo + used[r]],
+                          d_h_flat[lo:lo + used[r]], grad, code)
 
 
 if intrinsic is not None and kernels.njit is not None:
@@ -123,10 +141,16 @@ def _torch_uses_mkl() -> bool:
     return bool(torch.backends.mkl.is_available()) and os.path.exists(_library())
 
 
-@lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether the direct-sgemm step serves here: the compiled loops are on, torch runs on MKL
-    and exports sgemm_, and the three product layouts give torch.bmm's bits (checked once)."""
+    """Whether the direct-sgemm step serves now: torch runs on one thread (with more, torch.bmm
+    and MKL share the work out differently, and the sums' rounding may differ), the compiled
+    loops are on, torch runs on MKL and exports sgemm_, and the three product layouts give
+    torch.bmm's bits (checked once, on one thread)."""
+    return torch.get_num_threads() == 1 and _ready()
+
+
+@lru_cache(maxsize=1)
+def _ready() -> bool:
     if intrinsic is None or not kernels.available() or not _torch_uses_mkl():
         return False
     try:
@@ -145,11 +169,12 @@ def _matches_torch() -> bool:
     f, vt = torch.randn(runs, rows, k, generator=gen), torch.randn(runs, m, k, generator=gen)
     out, dvt, d_h = torch.empty(runs, m, rows), torch.empty(runs, m, k), torch.empty(runs, n, k)
     ints, scalars = gemm_args()
-    _products_forward(f.numpy(), vt.numpy(), out.numpy(), ints, scalars)
+    every = np.full(runs, rows, np.int64)
+    _products_forward(f.numpy(), vt.numpy(), out.numpy(), every, ints, scalars)
     same = torch.equal(out, torch.bmm(vt, f.mT))
     out.normal_(generator=gen)
-    _products_backward(f.numpy(), out.numpy(), n, vt.numpy(), dvt.numpy(), d_h.numpy(), ints,
-                       scalars)
+    _products_backward(f.numpy(), out.numpy(), n, every.clip(max=n), vt.numpy(), dvt.numpy(),
+                       d_h.numpy(), ints, scalars)
     g = out[:, :, :n]
     return same and torch.equal(dvt, torch.bmm(g, f[:, :n])) and torch.equal(
         d_h, torch.bmm(g.mT, vt))
@@ -163,23 +188,26 @@ def gemm_args() -> tuple:
 
 def forward(params: np.ndarray, rows_np: tuple, f: tuple, vt_c: np.ndarray, out: np.ndarray,
             activation: str, label: np.ndarray, n_grad: int, scale: np.ndarray,
-            stats: np.ndarray | None, scratch: tuple, args: tuple) -> None:
-    """The engine's fp32 forward pass: σ(h) into f = ((R·rows, K), (R, rows, K) views of one
-    buffer), the outputs into out (R, M, rows), then the residual, G (first n_grad rows) and,
-    with ``stats``, each row's loss and hit (kernels.batched_mse)."""
+            stats: np.ndarray | None, scratch: tuple, args: tuple, used: np.ndarray) -> None:
+    """The engine's fp32 forward pass over each run's first used[r] rows (int64, (R,)): σ(h)
+    into f = ((R·rows, K), (R, rows, K) views of one buffer), the outputs into out (R, M,
+    rows), then the residual, G (first n_grad rows; 0 past used[r]) and, with ``stats``, each
+    row's loss and hit (kernels.batched_mse)."""
     m = vt_c.shape[1]
     _forward_fp32(params, *rows_np, *f, vt_c, out, kernels.CODES[activation], label,
                   np.float32(1.0 / m), n_grad, scale,
-                  stats if stats is not None else kernels._NO_STATS, *scratch[:3], *args)
+                  stats if stats is not None else kernels._NO_STATS, *scratch[:3], *args, used)
 
 
 def backward(params: np.ndarray, rows_np: tuple, f: np.ndarray, out: np.ndarray, n: int,
-             vt_c: np.ndarray, vt_back: np.ndarray, sigma_scale: float, dvt: np.ndarray,
-             d_h: tuple, grad: np.ndarray, activation: str, args: tuple) -> None:
+             used: np.ndarray, vt_c: np.ndarray, vt_back: np.ndarray, sigma_scale: float,
+             dvt: np.ndarray, d_h: tuple, grad: np.ndarray, activation: str,
+             args: tuple) -> None:
     """dVᵀ into dvt (R, M, K), ∂J/∂h into d_h = ((R, n, K), (R·n, K) views), ∂J/∂W into grad
-    (the (R·3M, K) parameter rows; Vᵀ's rows left 0) from the training rows ``rows_np``."""
-    _backward_fp32(params, *rows_np, f, out, n, vt_c, vt_back, np.float32(sigma_scale), dvt,
-                   *d_h, grad, kernels.CODES[activation], *args)
+    (the (R·3M, K) parameter rows; Vᵀ's rows left 0) from each run's first used[r] training
+    rows ``rows_np``."""
+    _backward_fp32(params, *rows_np, f, out, n, used, vt_c, vt_back, np.float32(sigma_scale),
+                   dvt, *d_h, grad, kernels.CODES[activation], *args)
 
 
 def warm_up() -> bool:
@@ -198,11 +226,12 @@ def warm_up() -> bool:
     d_h = np.zeros((runs, rows, k), np.float32)
     label, scale = np.zeros((runs, rows), np.int64), np.ones((runs, rows), np.float32)
     scratch, args = kernels.batched_scratch(rows), gemm_args()
+    used = np.full(runs, rows, np.int64)
     for act in ("square", "relu", "relu_square"):
         for rows_np in index_pairs:
             for stats in (None, np.zeros((runs, 2, rows), np.float32)):
                 forward(params, rows_np, (f.reshape(-1, k), f), vt_c, out, act, label, rows,
-                        scale, stats, scratch, args)
-            backward(params, rows_np, f, out, rows, vt_c, vt_back, 2.0, dvt,
+                        scale, stats, scratch, args, used)
+            backward(params, rows_np, f, out, rows, used, vt_c, vt_back, 2.0, dvt,
                      (d_h, d_h.reshape(-1, k)), params, act, args)
     return True

@@ -300,3 +300,9 @@ def test_direct_sgemm_step_serves_fp32_mse_with_a_trained_top_layer_only(extra, 
         pytest.skip("no direct sgemm here (numba missing, or torch not built on MKL)")
     assert batched_kernels.warm_up()  # what the forkserver and the lab image run
     assert BatchedRuns([RunConfig(**{**BASE, **extra})]).direct is direct
+    threads = torch.get_num_threads()
+    try:  # with more threads torch.bmm and MKL share out the work differently: torch's path
+        torch.set_num_threads(2)
+        assert BatchedRuns([RunConfig(**{**BASE, **extra})]).direct is False
+    finally:
+        torch.set_num_threads(threads)

@@ -97,7 +97,9 @@ CLIPPED_LABELS = """(() => { const svg = document.querySelector('#phase svg');
 def test_the_phase_diagram_fills_cell_by_cell(server, page):
     # two batches (two groups): the first batch's cells train, live, while the others wait
     # steps: each batch must train long enough (~2 s) for several 50 ms samples to see it live
-    body = {"name": "live", "base": {"hidden": 16, "steps": 12000, "eval_every": 10,
+    # (the live step moves in jumps of ~1000 steps; 12000 steps took under 1 s per batch once
+    # the batched engine's fp32 step ran through sgemm directly)
+    body = {"name": "live", "base": {"hidden": 16, "steps": 40000, "eval_every": 10,
                                      "snapshot_every": 1000},
             "zipped": {"group": ["Z5", "Z7"], "hidden": [16, 16]},
             "grid": {"train_fraction": [0.3, 0.9]}}

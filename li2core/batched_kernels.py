@@ -157,7 +157,12 @@ def _ready() -> bool:
         if not hasattr(ctypes.CDLL(_library()), "sgemm_"):
             return False
         llvm_binding.load_library_permanently(_library())
-        return _matches_torch()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the step serves on one thread: check the bits there
+        try:
+            return _matches_torch()
+        finally:
+            torch.set_num_threads(threads)
     except (OSError, RuntimeError):
         return False
 
@@ -212,8 +217,9 @@ def backward(params: np.ndarray, rows_np: tuple, f: np.ndarray, out: np.ndarray,
 
 def warm_up() -> bool:
     """Compile (or load) the two calls on tiny arrays of the types the engine passes (see
-    kernels.warm_up); False where the direct sgemm does not serve."""
-    if not available():
+    kernels.warm_up), whatever the thread count now (the forkserver and the image build warm
+    up before a job pins one thread); False where the direct sgemm cannot serve."""
+    if not _ready():
         return False
     runs, m, k, rows = 1, 3, 8, 4
     params = np.zeros((runs * 3 * m, k), np.float32)
@@ -227,7 +233,7 @@ def warm_up() -> bool:
     label, scale = np.zeros((runs, rows), np.int64), np.ones((runs, rows), np.float32)
     scratch, args = kernels.batched_scratch(rows), gemm_args()
     used = np.full(runs, rows, np.int64)
-    for act in ("square", "relu", "relu_square"):
+    for act in kernels.CODES:
         for rows_np in index_pairs:
             for stats in (None, np.zeros((runs, 2, rows), np.float32)):
                 forward(params, rows_np, (f.reshape(-1, k), f), vt_c, out, act, label, rows,

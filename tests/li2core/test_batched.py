@@ -304,5 +304,7 @@ def test_direct_sgemm_step_serves_fp32_mse_with_a_trained_top_layer_only(extra, 
     try:  # with more threads torch.bmm and MKL share out the work differently: torch's path
         torch.set_num_threads(2)
         assert BatchedRuns([RunConfig(**{**BASE, **extra})]).direct is False
+        # the forkserver and the image build warm up before a job pins one thread
+        assert batched_kernels.warm_up() and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)

@@ -46,7 +46,7 @@ RUN pip install . \
     && rm -rf "${site}/numba/tests" "${site}/llvmlite/tests" "${site}/plotly/graph_objs" \
         "${site}/plotly/validators" "${site}/plotly/labextension" \
     && python -c "import server.app; assert server.app.PLOTLY_JS.is_file()" \
-    && python -c "from li2core import batched_kernels, kernels; assert kernels.warm_up(); batched_kernels.warm_up()" \
+    && python -c "from li2core import batched_kernels, kernels, torch_exact; assert kernels.warm_up(); torch_exact.warm_up(); batched_kernels.warm_up()" \
     && chown -R 10001:10001 /home/li2/.cache
 
 # numeric, so the host and orchestrators can tell it is not root without reading /etc/passwd

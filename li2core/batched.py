@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import batched_kernels, kernels
+from . import batched_kernels, kernels, torch_exact
 from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
@@ -231,9 +231,7 @@ class BatchedRuns:
                        and not self.ridge and batched_kernels.available())
         if self.direct:
             self._dvt = torch.empty(r, m, k, device=dev)
-            self._np.update(vt_c=self._vt_c.numpy(), vt_back=self._vt_back.numpy(),
-                            dvt=self._dvt.numpy(), d_h3=self._d_h.numpy())
-            self._gemm_args = batched_kernels.gemm_args()
+            self._direct_args()
         lr = torch.tensor([c.lr for c in configs], dtype=torch.float64, device=dev)
         wd = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64, device=dev)
         self.opt = make_batched_optimizer(c0.optimizer, lr, wd)
@@ -242,6 +240,29 @@ class BatchedRuns:
         self.h = self.f = self.e = self.vt_used = None
         self.evaluated = False  # stats hold the last forward's per-row loss and hits
         self._scaled = False  # e's training rows already hold G = ∂J/∂out
+
+    def _direct_args(self) -> None:
+        """The direct step's argument tuples, made once: a forward per pass kind (training,
+        evaluation) and the backward. Vᵀ's centring runs inside the calls where torch_exact's
+        twins serve (K ≥ 16), else as torch ops around them (_v_used, _put_dvt)."""
+        k, np_ = self.k, self._np
+        self._centred_inside = torch_exact.available() and k >= torch_exact.MIN_K
+        centring = torch_exact.centring_scratch(k) if self._centred_inside else None
+        gemm, vt_c = batched_kernels.gemm_args(), self._vt_c.numpy()
+        train = self._passes[False]
+        self._fwd_args = {
+            full: batched_kernels.forward_args(
+                np_["params"], ps.rows_np, (ps.f_np, ps.f_np3), vt_c, ps.out_np,
+                self.activation, np_["label"], self.n_max, np_["scale"],
+                np_["stats"] if full else None, np_["scratch"], gemm, ps.used_np, centring)
+            for full, ps in self._passes.items()}
+        self._bwd_args = {
+            full: batched_kernels.backward_args(
+                np_["params"], train.rows_np, ps.f_np3, ps.out_np, self.n_max, train.used_np,
+                vt_c, self._vt_back.numpy(), SIGMA_PRIME_SCALE[self.activation],
+                self._dvt.numpy(), (self._d_h.numpy(), np_["d_h"]), np_["grad"],
+                self.activation, gemm, centring)
+            for full, ps in self._passes.items()}
 
     @property
     def v(self) -> torch.Tensor:
@@ -261,12 +282,8 @@ class BatchedRuns:
         """
         self._pass = ps = self._passes[full]
         if self.direct:
-            self.vt_used = self._v_used()
-            batched_kernels.forward(self._np["params"], ps.rows_np, (ps.f_np, ps.f_np3),
-                                    self._np["vt_c"], ps.out_np, self.activation,
-                                    self._np["label"], self.n_max, self._np["scale"],
-                                    self._np["stats"] if full else None, self._np["scratch"],
-                                    self._gemm_args, ps.used_np)
+            self.vt_used = self._vt_c if self._centred_inside else self._v_used()
+            batched_kernels.forward(self._fwd_args[full])
             self.h, self.f, self.e = None, ps.f, ps.out
             self.evaluated, self._scaled = full, True
             return
@@ -389,13 +406,9 @@ class BatchedRuns:
         """``self.grad`` (R, 3M, K) ← the gradients in the parameters' layout."""
         m, k, ps = self.m, self.k, self._pass
         if self.direct:
-            batched_kernels.backward(self._np["params"], self._passes[False].rows_np, ps.f_np3,
-                                     ps.out_np, self.n_max, self._passes[False].used_np,
-                                     self._np["vt_c"],
-                                     self._np["vt_back"], SIGMA_PRIME_SCALE[self.activation],
-                                     self._np["dvt"], (self._np["d_h3"], self._np["d_h"]),
-                                     self._np["grad"], self.activation, self._gemm_args)
-            self._put_dvt(self._dvt)
+            batched_kernels.backward(self._bwd_args[self._pass is self._passes[True]])
+            if not self._centred_inside:
+                self._put_dvt(self._dvt)
             return
         if not self._scaled:  # G = ∂J/∂out, in place of e (the metrics are taken by now)
             ps.g.mul_(self.row_scale)

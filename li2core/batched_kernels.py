@@ -6,9 +6,12 @@ each torch op around the compiled loops costs its dispatch. torch's CPU wheels e
 Fortran ``sgemm_`` from libtorch_cpu, the routine torch.bmm itself calls for these fp32
 products: called from compiled code with the same operands, strides and transposes it gives
 bitwise the same outputs (tests/li2core/test_batched.py), without the dispatch. So the forward
-pass (gather + σ, the outputs σ(h)·V_c, the mse pass) is one call, and the backward
-(dVᵀ = Gᵀσ(h), ∂J/∂h = G·V_cᵀ·c, the σ′ + scatter-add onto ∂J/∂W) another: 1.04–1.10× per
-step on the scaling-law preset's batches (benchmarks/README.md, sixth round).
+pass (V's centring over classes, gather + σ, the outputs σ(h)·V_c, the mse pass) is one call,
+and the backward (dVᵀ = Gᵀσ(h), ∂J/∂h = G·V_cᵀ·c, the σ′ + scatter-add onto ∂J/∂W, dV's
+centring) another: 1.04–1.10× per step on the scaling-law preset's batches, ~2.5× less
+Python and dispatch per step with the centring inside (benchmarks/README.md, sixth and
+seventh rounds). The centring is li2core.torch_exact's twin of torch's sum and sub (K ≥ 16,
+where the twins serve); otherwise the engine centres with torch ops around the calls.
 
 Used only where torch runs on MKL, on one thread, and a one-off check of all three product
 layouts against torch.bmm passes; elsewhere the engine keeps its torch products. A training
@@ -25,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import kernels
+from . import kernels, torch_exact
 
 try:
     import llvmlite.binding as llvm_binding
@@ -96,14 +99,20 @@ def _products_backward(f, out, n, used, vt_back, dvt, d_h, ints, scalars):
         _gemm(_N, _T, k, used[r], m, vt_back[r], k, out[r], rows, d_h[r], k, (ints, scalars))
 
 
-def _forward_fp32(params, ia, ib, f_flat, f, vt_c, out, code, label, inv_m, n_grad, scale,
-                  stats, best, first, acc, ints, scalars, used):
-    """σ(h) of each run's first used[r] rows into f (R, rows, K; f_flat its (R·rows, K) view),
-    their outputs, then the mse pass (kernels._batched_mse): residual, G on the first n_grad
-    rows, stats. A training pass uses each run's own n (used[r] = n_r ≤ n_grad = n_max): its
-    padding rows are neither formed nor multiplied, and their G is set to 0, which their zero
-    scale gave before."""
+def _forward_fp32(params, ia, ib, f_flat, f, vt_c, centre, neg_inv, total, c_acc, c_part,
+                  out, code, label, inv_m, n_grad, scale, stats, best, first, acc, ints,
+                  scalars, used):
+    """With ``centre``, V_c ← Vᵀ (rows 2M…3M−1 of each run's parameters) centred over
+    classes (torch_exact's twin of the torch ops); σ(h) of each run's first used[r] rows into
+    f (R, rows, K; f_flat its (R·rows, K) view), their outputs, then the mse pass
+    (kernels._batched_mse): residual, G on the first n_grad rows, stats. A training pass uses
+    each run's own n (used[r] = n_r ≤ n_grad = n_max): its padding rows are neither formed nor
+    multiplied, and their G is set to 0, which their zero scale gave before."""
     runs, rows, k = f.shape
+    if centre:
+        m = vt_c.shape[1]
+        torch_exact._centre(params.reshape((runs, 3 * m, k))[:, 2 * m:], vt_c, neg_inv,
+                            total, c_acc, c_part)
     for r in range(runs):
         lo = r * rows
         kernels._forward(params, ia[lo:lo + used[r]], ib[lo:lo + used[r]],
@@ -115,10 +124,12 @@ def _forward_fp32(params, ia, ib, f_flat, f, vt_c, out, code, label, inv_m, n_gr
 
 
 def _backward_fp32(params, ia, ib, f, out, n, used, vt_c, vt_back, sigma_scale, dvt, d_h,
-                   d_h_flat, grad, code, ints, scalars):
-    """V_back = V_c·c (c = 1 or 2: exact, as torch.mul), the two products, then grad ← 0 and
-    the σ′ + scatter-add of each run's first used[r] rows of ∂J/∂h onto both rows of ∂J/∂W
-    (kernels._backward; a padding row's ∂J/∂h is 0 and would add nothing)."""
+                   d_h_flat, grad, centre, neg_inv, total, c_acc, c_part, code, ints,
+                   scalars):
+    """V_back = V_c·c (c = 1 or 2: exact, as torch.mul), the two products, then grad ← 0, the
+    σ′ + scatter-add of each run's first used[r] rows of ∂J/∂h onto both rows of ∂J/∂W
+    (kernels._backward; a padding row's ∂J/∂h is 0 and would add nothing) and, with
+    ``centre``, dVᵀ centred over classes into grad's Vᵀ rows."""
     flat_c, flat_b = vt_c.reshape(-1), vt_back.reshape(-1)
     for i in range(flat_c.shape[0]):
         flat_b[i] = flat_c[i] * sigma_scale
@@ -128,6 +139,10 @@ def _backward_fp32(params, ia, ib, f, out, n, used, vt_c, vt_back, sigma_scale, 
         lo = r * n
         kernels._backward(params, ia[lo:lo + used[r]], ib[lo:lo + used[r]],
                           d_h_flat[lo:lo + used[r]], grad, code)
+    if centre:
+        runs, m, k = dvt.shape
+        torch_exact._centre(dvt, grad.reshape((runs, 3 * m, k))[:, 2 * m:], neg_inv,
+                            total, c_acc, c_part)
 
 
 if intrinsic is not None and kernels.njit is not None:
@@ -191,28 +206,50 @@ def gemm_args() -> tuple:
     return np.zeros(8, np.int32), np.array([1.0, 0.0], np.float32)
 
 
-def forward(params: np.ndarray, rows_np: tuple, f: tuple, vt_c: np.ndarray, out: np.ndarray,
-            activation: str, label: np.ndarray, n_grad: int, scale: np.ndarray,
-            stats: np.ndarray | None, scratch: tuple, args: tuple, used: np.ndarray) -> None:
-    """The engine's fp32 forward pass over each run's first used[r] rows (int64, (R,)): σ(h)
-    into f = ((R·rows, K), (R, rows, K) views of one buffer), the outputs into out (R, M,
+def forward_args(params: np.ndarray, rows_np: tuple, f: tuple, vt_c: np.ndarray,
+                 out: np.ndarray, activation: str, label: np.ndarray,
+                 n_grad: int, scale: np.ndarray, stats: np.ndarray | None, scratch: tuple,
+                 args: tuple, used: np.ndarray, centring: tuple | None) -> tuple:
+    """The arguments of one forward pass, made once per pass (a step's Python work is a
+    measurable part of it at sweep sizes): over each run's first used[r] rows (int64, (R,)),
+    σ(h) into f = ((R·rows, K), (R, rows, K) views of one buffer), the outputs into out (R, M,
     rows), then the residual, G (first n_grad rows; 0 past used[r]) and, with ``stats``, each
-    row's loss and hit (kernels.batched_mse)."""
+    row's loss and hit (kernels.batched_mse). With ``centring`` (torch_exact.centring_scratch)
+    the call first centres Vᵀ (params' rows 2M…3M−1 of each run) into vt_c; without, the
+    caller has."""
     m = vt_c.shape[1]
-    _forward_fp32(params, *rows_np, *f, vt_c, out, kernels.CODES[activation], label,
-                  np.float32(1.0 / m), n_grad, scale,
-                  stats if stats is not None else kernels._NO_STATS, *scratch[:3], *args, used)
+    return (params, *rows_np, *f, vt_c, centring is not None, np.float32(-1.0 / m),
+            *(centring or _NO_CENTRING), out, kernels.CODES[activation], label,
+            np.float32(1.0 / m), n_grad, scale,
+            stats if stats is not None else kernels._NO_STATS, *scratch[:3], *args, used)
 
 
-def backward(params: np.ndarray, rows_np: tuple, f: np.ndarray, out: np.ndarray, n: int,
-             used: np.ndarray, vt_c: np.ndarray, vt_back: np.ndarray, sigma_scale: float,
-             dvt: np.ndarray, d_h: tuple, grad: np.ndarray, activation: str,
-             args: tuple) -> None:
-    """dVᵀ into dvt (R, M, K), ∂J/∂h into d_h = ((R, n, K), (R·n, K) views), ∂J/∂W into grad
-    (the (R·3M, K) parameter rows; Vᵀ's rows left 0) from each run's first used[r] training
-    rows ``rows_np``."""
-    _backward_fp32(params, *rows_np, f, out, n, used, vt_c, vt_back, np.float32(sigma_scale),
-                   dvt, *d_h, grad, kernels.CODES[activation], *args)
+def backward_args(params: np.ndarray, rows_np: tuple, f: np.ndarray, out: np.ndarray, n: int,
+                  used: np.ndarray, vt_c: np.ndarray, vt_back: np.ndarray, sigma_scale: float,
+                  dvt: np.ndarray, d_h: tuple, grad: np.ndarray, activation: str,
+                  args: tuple, centring: tuple | None) -> tuple:
+    """The arguments of one backward pass: dVᵀ into dvt (R, M, K), ∂J/∂h into d_h = ((R, n,
+    K), (R·n, K) views), ∂J/∂W into grad (the (R·3M, K) parameter rows) from each run's first
+    used[r] training rows ``rows_np``; with ``centring``, dVᵀ centred over classes into
+    grad's Vᵀ rows, else those rows are left 0."""
+    m = vt_c.shape[1]
+    return (params, *rows_np, f, out, n, used, vt_c, vt_back, np.float32(sigma_scale), dvt,
+            *d_h, grad, centring is not None, np.float32(-1.0 / m),
+            *(centring or _NO_CENTRING), kernels.CODES[activation], *args)
+
+
+def forward(args: tuple) -> None:
+    """One forward pass (see forward_args)."""
+    _forward_fp32(*args)
+
+
+def backward(args: tuple) -> None:
+    """One backward pass (see backward_args)."""
+    _backward_fp32(*args)
+
+
+_NO_CENTRING = (np.zeros(1, np.float32), np.zeros((4, 1), np.float32),
+                np.zeros((4, 1), np.float32))
 
 
 def warm_up() -> bool:
@@ -221,7 +258,7 @@ def warm_up() -> bool:
     up before a job pins one thread); False where the direct sgemm cannot serve."""
     if not _ready():
         return False
-    runs, m, k, rows = 1, 3, 8, 4
+    runs, m, k, rows = 1, 3, torch_exact.MIN_K, 4
     params = np.zeros((runs * 3 * m, k), np.float32)
     # row indices come contiguous, or strided where a one-run batch's are a view of its bags
     ia, ib = np.zeros(runs * rows, np.int64), np.full(runs * rows, m, np.int64)
@@ -233,11 +270,13 @@ def warm_up() -> bool:
     label, scale = np.zeros((runs, rows), np.int64), np.ones((runs, rows), np.float32)
     scratch, args = kernels.batched_scratch(rows), gemm_args()
     used = np.full(runs, rows, np.int64)
+    centring = torch_exact.centring_scratch(k) if torch_exact.available() else None
     for act in kernels.CODES:
         for rows_np in index_pairs:
             for stats in (None, np.zeros((runs, 2, rows), np.float32)):
-                forward(params, rows_np, (f.reshape(-1, k), f), vt_c, out, act, label, rows,
-                        scale, stats, scratch, args, used)
-            backward(params, rows_np, f, out, rows, used, vt_c, vt_back, 2.0, dvt,
-                     (d_h, d_h.reshape(-1, k)), params, act, args)
+                forward(forward_args(params, rows_np, (f.reshape(-1, k), f), vt_c, out, act,
+                                     label, rows, scale, stats, scratch, args, used, centring))
+            backward(backward_args(params, rows_np, f, out, rows, used, vt_c, vt_back, 2.0,
+                                   dvt, (d_h, d_h.reshape(-1, k)), params, act, args,
+                                   centring))
     return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from . import torch_exact
 from .optim import NS_COEFFS
 
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam / AdamW defaults, as used by make_optimizers
@@ -27,7 +28,9 @@ class BatchedAdam:
 
     Runs sharing (lr, η) take one call of torch's fused Adam kernel (torch.optim.Adam's
     ``fused=True`` path, the same per-element formula in one pass); where that kernel is
-    missing (old torch on CPU) or a run's slice is not contiguous, tensor ops do the same.
+    missing (old torch on CPU) or a run's slice is not contiguous, tensor ops do the same. On
+    the CPU, float32 parameters whose per-run length suits it take li2core.torch_exact's
+    compiled twin of that kernel instead: bitwise its results, one call for all runs.
     """
 
     elementwise = True  # the same update for every element: parameters may share a tensor
@@ -50,6 +53,10 @@ class BatchedAdam:
                               None) if fused else None
         self._t_tensor: torch.Tensor | None = None  # the step count the fused kernel reads
         self._slices: dict[tuple, tuple[list, dict]] = {}  # per parameter: see _plan
+        # one thread: with more, torch's kernel shares the work out (the bits are the same)
+        self._twin = (fused and lr.device.type == "cpu" and torch.get_num_threads() == 1
+                      and torch_exact.available())
+        self._twin_args: dict[tuple, tuple | None] = {}  # per parameter: see _twin_step
 
     @torch.no_grad()
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
@@ -57,8 +64,29 @@ class BatchedAdam:
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if i not in self.state:
                 self.state[i] = (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p))
+            if self._twin and self._twin_step(i, p, g, *self.state[i][:2]):
+                continue
             if not (self._fused is not None and self._fused_step(i, p, g, *self.state[i][:2])):
                 self._tensor_step(p, g, *self.state[i])
+
+    def _twin_step(self, i: int, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
+                   v: torch.Tensor) -> bool:
+        """torch_exact.adam on (R, L) numpy views made once per parameter; False (nothing
+        changed) where it does not serve: not CPU float32, not contiguous, L not whole vectors."""
+        key = (i, p.data_ptr(), g.data_ptr(), p.shape, p.stride(), g.stride())
+        if key not in self._twin_args:
+            runs = p.shape[0]
+            fits = (p.dtype == g.dtype == torch.float32 and p.device.type == "cpu"
+                    and g.device.type == "cpu" and p.shape == g.shape
+                    and all(x.is_contiguous() for x in (p, g, m, v))
+                    and p.numel() % (runs * torch_exact.ADAM_ROW) == 0)
+            self._twin_args[key] = (tuple(x.view(runs, -1).numpy() for x in (p, g, m, v))
+                                    + (self.lr.numpy(), self.wd.numpy())) if fits else None
+        args = self._twin_args[key]
+        if args is None:
+            return False
+        torch_exact.adam(*args, self.t, self.decoupled)
+        return True
 
     def _fused_step(self, i: int, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,
                     v: torch.Tensor) -> bool:

@@ -57,9 +57,21 @@ class BatchedAdam:
         self._twin = (fused and lr.device.type == "cpu" and torch.get_num_threads() == 1
                       and torch_exact.available())
         self._twin_args: dict[tuple, tuple | None] = {}  # per parameter: see _twin_step
+        # the last one-tensor step the twin took, (p, g, its arguments): the batched engine
+        # passes the same two tensors every step, and at sweep sizes a step's Python costs
+        # several times the twin's arithmetic (holding p and g keeps their storage alive)
+        self._hot: tuple | None = None
 
-    @torch.no_grad()
     def step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        hot = self._hot
+        if hot is not None and len(params) == 1 and params[0] is hot[0] and grads[0] is hot[1]:
+            self.t += 1
+            torch_exact.adam(*hot[2], self.t, self.decoupled)
+            return
+        with torch.no_grad():
+            self._step(params, grads)
+
+    def _step(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         self.t += 1
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if i not in self.state:
@@ -86,6 +98,7 @@ class BatchedAdam:
         if args is None:
             return False
         torch_exact.adam(*args, self.t, self.decoupled)
+        self._hot = (p, g, args) if i == 0 else None
         return True
 
     def _fused_step(self, i: int, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor,

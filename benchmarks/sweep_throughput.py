@@ -24,7 +24,8 @@ shared machine's slow drifts disturb least.
 
 ``--floor`` adds the preset's matrix-product floor: the three products of every training step
 and the whole-table product of every evaluation, timed alone at each batch's shapes; no engine
-that keeps fp32 products can run the sweep faster than that.
+that keeps fp32 products can run the sweep faster than that. ``--loop`` adds the engine's
+training loop alone (forward, metrics, backward, optimizer; no events, no run folders).
 """
 
 from __future__ import annotations
@@ -160,6 +161,35 @@ def product_floor(name: str, sets: list[str]) -> float:
     return total
 
 
+def step_loop(name: str, sets: list[str], steps: int = 300) -> float:
+    """Seconds the preset's training loop takes without events: per batch, ``steps`` steps of
+    forward (with the metrics every eval_every), backward and optimizer, best of 3, scaled to
+    the preset's steps and summed. Against ``--floor`` it shows what is not the products."""
+    from li2core.batched import BatchedRuns, plan_batches
+
+    configs = preset_sweep(name, sets).configs()
+    total = 0.0
+    for part in plan_batches(configs):
+        cs = [configs[i] for i in part]
+        batch, every = BatchedRuns(cs), min(c.eval_every for c in cs)
+
+        def loop(b=batch, e=every):
+            for s in range(steps):
+                b.forward(full=s % e == 0)
+                if s % e == 0:
+                    b.metrics().tolist()
+                b.step()
+
+        loop()  # warm caches (and numba's first call)
+        times = []
+        for _ in range(3):
+            t = time.process_time()
+            loop()
+            times.append(time.process_time() - t)
+        total += min(times) * cs[0].steps / steps
+    return total
+
+
 def interleaved_steps(name: str, sets: list[str], old_file: str, blocks: int = 25) -> None:
     """Per-step CPU time of one batch per group of the preset, this li2core/batched.py against
     ``old_file`` (an older batched.py, importing the rest of li2core from this tree), in
@@ -212,6 +242,8 @@ def main() -> None:
                         help="with --before: one more side, this tree with these changes too")
     parser.add_argument("--floor", action="store_true",
                         help="with --preset: print the matrix-product floor too")
+    parser.add_argument("--loop", action="store_true",
+                        help="with --preset: print the training loop's time without events too")
     parser.add_argument("--interleave", metavar="BATCHED_PY",
                         help="with --preset: per-step time of this batched.py against an "
                         "older one, in alternating blocks in one process")
@@ -237,6 +269,8 @@ def main() -> None:
                   f"{got['wall']:.1f} wall s, {got['outcomes']}")
         if args.floor:
             print(f"matrix products alone: {product_floor(args.preset, args.set):.1f} s")
+        if args.loop:
+            print(f"training loop without events: {step_loop(args.preset, args.set):.1f} s")
         return
     # the first torch.optim step imports torch._dynamo (seconds): keep it out of the timing
     list(train(RunConfig(group="Z5", hidden=8, steps=2, device=args.device), instruments=False))

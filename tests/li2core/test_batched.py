@@ -308,3 +308,26 @@ def test_direct_sgemm_step_serves_fp32_mse_with_a_trained_top_layer_only(extra, 
         assert batched_kernels.warm_up() and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="no CUDA device here: the batched engine's GPU path is checked where "
+                           "one is")
+@pytest.mark.parametrize("extra", [
+    {}, {"optimizer": "muon"}, {"top_layer": "ridge"},
+    {"loss": "cross_entropy", "activation": "relu"}, {"precision": "bf16"},
+], ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()) or "adam")
+def test_batched_engine_on_cuda_follows_train_on_the_cpu(extra):
+    """A sweep with device=cuda runs the same batched step on the GPU (cuBLAS products, torch
+    ops for what the CPU does in compiled loops): each run's trajectory follows its solo CPU
+    run to float32 rounding (bf16: to the rounding of its products)."""
+    configs = [RunConfig(**{**BASE, **v, **extra}) for v in VARIANTS]
+    got_rows, _, got_sum = _batched([c.with_(device="cuda") for c in configs])
+    rel = 3e-2 if extra.get("precision") == "bf16" else 1e-3
+    for c, rows, summary in zip(configs, got_rows, got_sum, strict=True):
+        ref_rows, _, ref_sum = _solo(c)
+        assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
+        for a, b in zip(ref_rows, rows, strict=True):
+            for key in ("train_loss", "test_loss", "w_norm", "v_norm"):
+                assert b[key] == pytest.approx(a[key], rel=rel, abs=1e-5), (key, a["step"])
+        assert summary["steps_done"] == ref_sum["steps_done"] == 50

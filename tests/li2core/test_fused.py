@@ -2,6 +2,7 @@
 configuration errors, and the CUDA path where a GPU is present."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -146,6 +147,34 @@ def test_cuda_fused_step_matches_the_cpu(precision):
     for c_row, g_row in zip(cpu, gpu, strict=True):
         assert g_row[0] == pytest.approx(c_row[0], rel=3e-2 if precision == "bf16" else 1e-3,
                                          abs=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="no CUDA device here: the instruments' GPU path is checked where one is")
+def test_cuda_run_with_instruments_reads_what_the_cpu_reads():
+    """Every instrument on a GPU run (spectra, G_F, energies, stage) against the same run on the
+    CPU: the numbers to float32 rounding, the snapshots' arrays likewise."""
+    cfg = RunConfig(**TINY, steps=24, eval_every=2, snapshot_every=8)
+
+    def instrumented(c):
+        events = list(train(c))
+        return ([e.values for e in events if e.kind == "metrics"],
+                [e.arrays for e in events if e.kind == "snapshot"])
+
+    (rows_c, snaps_c), (rows_g, snaps_g) = instrumented(cfg), instrumented(
+        cfg.with_(device="cuda"))
+    assert len(rows_c) == len(rows_g) and len(snaps_c) == len(snaps_g) == 4
+    for rc, rg in zip(rows_c, rows_g, strict=True):
+        assert sorted(rc) == sorted(rg)
+        for key, value in rc.items():
+            if isinstance(value, float) and math.isfinite(value):
+                assert rg[key] == pytest.approx(value, rel=2e-3, abs=1e-4), key
+            else:
+                assert rg[key] == value or (value != value and rg[key] != rg[key]), key
+    for sc, sg in zip(snaps_c, snaps_g, strict=True):
+        assert sorted(sc) == sorted(sg)
+        for name in ("W", "V", "gf_spectrum"):
+            np.testing.assert_allclose(sg[name], sc[name], rtol=2e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -22,6 +22,10 @@ times:
 in alternating 20-step blocks in one process (one batch per group of the preset), which a
 shared machine's slow drifts disturb least.
 
+``--keep-subnormals`` trains with IEEE subnormals instead of li2core's flush to zero
+(li2core/denormals.py; with ``--before``, as one more side): on Intel CPUs that is most of the
+late steps of a run whose unused nodes decay.
+
 ``--floor`` adds the preset's matrix-product floor: the three products of every training step
 and the whole-table product of every evaluation, timed alone at each batch's shapes; no engine
 that keeps fp32 products can run the sweep faster than that. ``--loop`` adds the engine's
@@ -92,20 +96,22 @@ def time_preset(name: str, sets: list[str]) -> dict:
 
 
 def compare_trees(name: str, sets: list[str], older: list[str], repeat: int,
-                  also: list[str] | None = None) -> None:
+                  also: list[str] | None = None, kept: bool = False) -> None:
     """Time the preset with li2core from each ``older`` tree and from this one, alternating,
     each run in a fresh process (one torch thread); keep each side's fastest. ``also``: one
     more side, this tree with these further ``field=value`` changes (e.g. precision=bf16,
-    a field older trees may not have)."""
+    a field older trees may not have); ``kept``: one more, this tree with IEEE subnormals."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sides = [(tree, tree, sets) for tree in older] + [("this tree", here, sets)]
+    sides = [(tree, tree, sets, []) for tree in older] + [("this tree", here, sets, [])]
     if also:
-        sides.append((f"this tree, {' '.join(also)}", here, [*sets, *also]))
+        sides.append((f"this tree, {' '.join(also)}", here, [*sets, *also], []))
+    if kept:
+        sides.append(("this tree, subnormals kept", here, sets, ["--keep-subnormals"]))
     best: dict[str, dict] = {}
     for _ in range(repeat):
-        for label, tree, side_sets in sides:
+        for label, tree, side_sets, flags in sides:
             args = [sys.executable, os.path.abspath(__file__), "--preset", name, "--json",
-                    *[f"--set={x}" for x in side_sets]]
+                    *flags, *[f"--set={x}" for x in side_sets]]
             out = subprocess.run(args, env={**os.environ, "PYTHONPATH": tree}, check=True,
                                  capture_output=True, text=True).stdout
             got = json.loads(out.strip().splitlines()[-1])
@@ -115,7 +121,7 @@ def compare_trees(name: str, sets: list[str], older: list[str], repeat: int,
     after = best["this tree"]
     print(f"{name} {' '.join(sets)}, best of {repeat} per side, CPU seconds:")
     first = sides[0][0]
-    for label, _, _ in sides:
+    for label, *_ in sides:
         b = best[label]
         drift = max(abs(x[1] - y[1]) for x, y in zip(b["final"], after["final"], strict=True))
         speed = "" if label == first else f", {best[first]['cpu'] / b['cpu']:.2f}× as fast"
@@ -247,6 +253,10 @@ def main() -> None:
     parser.add_argument("--interleave", metavar="BATCHED_PY",
                         help="with --preset: per-step time of this batched.py against an "
                         "older one, in alternating blocks in one process")
+    parser.add_argument("--keep-subnormals", action="store_true",
+                        help="with --preset: train with IEEE subnormals, not flushed to zero as "
+                        "li2core does (what the flush saves on this CPU); with --before, one "
+                        "more side")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=1)
@@ -256,11 +266,16 @@ def main() -> None:
                         help="default: Z23:48 and Z41:88 (M ≤ 41, hidden ≥ 2M − 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.keep_subnormals and not args.before:
+        from li2core import denormals
+
+        denormals._supported = False  # it never sets the flush
     if args.preset:
         if args.interleave:
             interleaved_steps(args.preset, args.set, args.interleave)
         elif args.before:
-            compare_trees(args.preset, args.set, args.before, args.repeat, args.also_set)
+            compare_trees(args.preset, args.set, args.before, args.repeat, args.also_set,
+                          args.keep_subnormals)
         elif args.json:
             print(json.dumps(time_preset(args.preset, args.set)))
         else:

@@ -23,6 +23,7 @@ from . import batched_kernels, kernels, torch_exact
 from .batched_optim import make_batched_optimizer
 from .config import RunConfig
 from .data import make_dataset
+from .denormals import flushes_denormals
 from .events import Event, Finished, RunStarted, Snapshot, StepMetrics
 from .fused import SIGMA_PRIME_SCALE, activate_into, mul_sigma_prime_
 from .model import init_weights
@@ -482,6 +483,7 @@ class BatchedRuns:
         self.opt.step([self.w] if self.ridge else [self.w, self.v], grads)
 
 
+@flushes_denormals
 def train_batched(
     configs: Sequence[RunConfig],
     *,

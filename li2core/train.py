@@ -18,6 +18,7 @@ import torch
 
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
+from .denormals import flushes_denormals, flushing
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
 from .model import init_layers, init_weights
 from .optim import make_optimizers
@@ -139,10 +140,12 @@ class SnapshotHandoff:
             yield Snapshot(step=state.step, arrays={**weights, **self.probe.arrays(state)})
             return
         if self._pool is None:
-            # a new thread starts with the default intra-op thread count, not the run's own
+            # a new thread starts with the default intra-op thread count, not the run's own,
+            # and the IEEE float mode: the loop's (denormals.flushed) is set for it, so the
+            # arrays are computed as they would be inline
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot",
-                                            initializer=torch.set_num_threads,
-                                            initargs=(torch.get_num_threads(),))
+                                            initializer=_helper_thread,
+                                            initargs=(torch.get_num_threads(), flushing()))
         self._pending.append((state.step, weights, self._pool.submit(job)))
 
     def ready(self, wait: bool = False) -> Iterator[Snapshot]:
@@ -153,6 +156,12 @@ class SnapshotHandoff:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _helper_thread(threads: int, flush: bool) -> None:
+    torch.set_num_threads(threads)
+    if flush:
+        torch.set_flush_denormal(True)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,6 +191,7 @@ def _initial_layer(initial: dict, index: int, k: int) -> torch.Tensor:
     return x
 
 
+@flushes_denormals
 def train(
     config: RunConfig,
     *,

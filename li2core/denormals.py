@@ -7,15 +7,16 @@ hundred-odd cycles, in MKL's products and in the compiled loops alike. Measured 
 of this project's Xeon (benchmarks/README.md, eighth round): a scaling-law batch whose runs
 generalise went from 0.6 ms a step to 12 ms by step 3000, and the whole preset ran minutes
 instead of half a minute. Flushing changes only numbers below 1.2e-38, which contribute
-nothing a metric, spectrum or stage can show; it is what GPUs and most numerical libraries
-do by default.
+nothing a metric, spectrum or stage can show (the preset's outcomes and final accuracies are
+bitwise the same either way).
 
 The mode is a per-thread register (MXCSR), so it is set around the training generator's own
 work and the caller's mode is put back before each event is handed out: a notebook's
 arithmetic between two events runs as it did. torch's intra-op worker threads (its OpenMP
 team, which torch.set_flush_denormal does not reach) are set once when a generator with more
 than one torch thread starts, by running the setter on every thread of the team, and put
-back when it ends.
+back when it ends. Threads created while the mode is on inherit it (the snapshot helper
+thread, a team made inside the generator).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import torch
 
 from .config import RunConfig
 from .data import GroupDataset, make_dataset
-from .denormals import flushes_denormals, flushing
+from .denormals import flushes_denormals
 from .events import Event, Finished, RunStarted, Snapshot, StageChange, StepMetrics
 from .model import init_layers, init_weights
 from .optim import make_optimizers
@@ -140,12 +140,12 @@ class SnapshotHandoff:
             yield Snapshot(step=state.step, arrays={**weights, **self.probe.arrays(state)})
             return
         if self._pool is None:
-            # a new thread starts with the default intra-op thread count, not the run's own,
-            # and the IEEE float mode: the loop's (denormals.flushed) is set for it, so the
-            # arrays are computed as they would be inline
+            # a new thread starts with the default intra-op thread count, not the run's own;
+            # its float mode it inherits from this one, created inside the loop's flush
+            # (denormals.flushed), so the arrays are computed as they would be inline
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="li2-snapshot",
-                                            initializer=_helper_thread,
-                                            initargs=(torch.get_num_threads(), flushing()))
+                                            initializer=torch.set_num_threads,
+                                            initargs=(torch.get_num_threads(),))
         self._pending.append((state.step, weights, self._pool.submit(job)))
 
     def ready(self, wait: bool = False) -> Iterator[Snapshot]:
@@ -156,12 +156,6 @@ class SnapshotHandoff:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _helper_thread(threads: int, flush: bool) -> None:
-    torch.set_num_threads(threads)
-    if flush:
-        torch.set_flush_denormal(True)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -106,3 +106,28 @@ def test_torchs_worker_threads_flush_while_training_and_not_after():
         assert int((x * 1.0).count_nonzero()) == x.numel()  # the workers are back to IEEE
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_snapshot_helper_thread_computes_in_the_loops_mode(threads):
+    """Snapshot arrays handed off to li2core's helper thread see subnormals flushed, in that
+    thread and (with two torch threads) in its OpenMP worker, as they would inline."""
+    from li2core.train import NullProbe
+
+    x = torch.full((1 << 20,), 1e-39, dtype=torch.float32)
+
+    class HandOff(NullProbe):
+        def arrays_job(self, state):
+            return lambda: {"flushing": np.array(flushing()),
+                            "nonzero": np.array(int((x * 1.0).count_nonzero()))}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        snaps = [e.arrays for e in train(DECAYING.with_(steps=4, snapshot_every=2),
+                                         probe=HandOff()) if e.kind == "snapshot"]
+    finally:
+        torch.set_num_threads(before)
+    assert len(snaps) == 3
+    for arrays in snaps:
+        assert bool(arrays["flushing"]) and int(arrays["nonzero"]) == 0
